@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` (install + the main job on the built-in corpus) and
+# `make test` (install + the whole test suite, notebooks included). Everything lands in outputs/.
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= outputs
+export WANDB_MODE ?= offline
+export WANDB_DIR := $(abspath $(OUT))
+export JUPYTER_RUNTIME_DIR := $(abspath $(OUT))/.jupyter/runtime
+export JUPYTER_DATA_DIR := $(abspath $(OUT))/.jupyter/data
+export MPLBACKEND := Agg
+
+.PHONY: install demo test lint
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml .ci/install.sh .ci/debian-packages.txt
+	bash .ci/install.sh
+	touch $@
+
+demo: install
+	$(BIN)/talking-face synth --out $(OUT)/corpus --speakers 4 --utterances 6
+	$(BIN)/talking-face preprocess --corpus $(OUT)/corpus --cache_dir $(OUT)/cache --workers 2
+	$(BIN)/talking-face inspect --cache_dir $(OUT)/cache --out $(OUT)/cache_overview.png
+
+test: install
+	mkdir -p $(JUPYTER_RUNTIME_DIR) $(JUPYTER_DATA_DIR)
+	$(BIN)/pytest tests notebooks --nbmake -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,82 @@
+"""``talking-face``: one command for every stage.
+
+    talking-face synth ...        write the built-in corpus           (datamodules.synthetic.corpus)
+    talking-face preprocess ...   corpus -> cache                     (datamodules.preprocess)
+    talking-face inspect ...      print and plot what a cache holds   (datamodules.inspect)
+    talking-face fit|validate|test|predict -c configs/X.yaml ...     (LightningCLI)
+
+Tools get their flags from their function signatures and docstrings (jsonargparse), so the CLI never
+drifts from the Python API. ``cli_main`` is what tests and notebooks call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from lightning.pytorch.cli import LightningCLI
+
+
+def _tools() -> dict[str, Callable]:
+    from datamodules.inspect import inspect_cache
+    from datamodules.preprocess import preprocess_corpus
+    from datamodules.synthetic.corpus import synthesize_corpus
+
+    return {"synth": synthesize_corpus, "preprocess": preprocess_corpus, "inspect": inspect_cache}
+
+
+TOOL_NAMES = ("synth", "preprocess", "inspect")
+
+
+class TalkingFaceCLI(LightningCLI):
+    """LightningCLI that falls back from W&B to a CSV logger when ``WANDB_MODE=disabled``."""
+
+    def before_instantiate_classes(self) -> None:
+        if os.environ.get("WANDB_MODE") != "disabled":
+            return
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.trainer.logger
+        if loggers is None or isinstance(loggers, bool):
+            return
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if str(logger.get("class_path", "")).endswith("WandbLogger"):
+                save_dir = logger.init_args.get("save_dir") or "outputs"
+                name = logger.init_args.get("project") or "talking-face"
+                logger.class_path = "lightning.pytorch.loggers.CSVLogger"
+                logger.init_args = {"save_dir": save_dir, "name": name}
+
+
+def cli_main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
+    """Build (and with ``run`` execute) the LightningCLI over both stages' modules and the DataModule."""
+    import lightning as L
+
+    from datamodules.datamodule import TalkingFaceDataModule
+
+    return TalkingFaceCLI(
+        L.LightningModule,
+        TalkingFaceDataModule,
+        subclass_mode_model=True,
+        args=args,
+        run=run,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": "talking-face"},
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOL_NAMES:
+        from jsonargparse import auto_cli
+
+        result = auto_cli(_tools()[argv[0]], args=argv[1:], as_positional=False)
+        if isinstance(result, dict):  # reports are worth seeing, not only writing
+            import json
+
+            print(json.dumps(result, indent=2, default=str))
+        return
+    cli_main(argv)
+
+
+if __name__ == "__main__":
+    main()
