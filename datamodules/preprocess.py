@@ -108,10 +108,6 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
     text = utterance.read_text()
     audio_source = utterance.audio or utterance.video
     audio = load_audio(audio_source)
-    rms = float(np.sqrt(np.mean(np.square(audio))))
-    if rms < options.min_speech_rms:
-        raise SkipUtterance(f"{audio_source}: audio is silent (RMS {rms:.2e} < {options.min_speech_rms:g})")
-
     detector = _detector(options.detector)
     landmarks, found = track_landmarks(iter_video_frames(utterance.video), detector, options.redetect_every)
     num_frames = len(landmarks)
@@ -125,6 +121,9 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
 
     duration = num_frames / timebase.FPS
     _check_video_covers(utterance, duration, audio.size / timebase.SAMPLE_RATE, options.max_missing_seconds)
+    rms = float(np.sqrt(np.mean(np.square(audio))))
+    if rms < options.min_speech_rms:
+        raise SkipUtterance(f"{audio_source}: audio is silent (RMS {rms:.2e} < {options.min_speech_rms:g})")
     phonemes, words = _phoneme_segments(utterance, text, audio, duration)
     check_alignment(phonemes, duration)
     audio = fit_to_frames(audio, num_frames)
@@ -228,8 +227,9 @@ def preprocess_corpus(
     seconds = time.perf_counter() - started
     done = [r for r in results if r["status"] == "done"]
     skipped = [r for r in results if r["status"] == "skipped"]
-    for entry in skipped:
-        tqdm.write(f"skipped {entry['key']}: {entry['reason'].splitlines()[0]}")
+    if progress:
+        for entry in skipped:
+            tqdm.write(f"skipped {entry['key']}: {entry['reason'].splitlines()[0]}")
     frames = sum(r["frames"] for r in done)
     report = {
         "corpus": str(corpus),
@@ -246,4 +246,9 @@ def preprocess_corpus(
     cache_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(cache_dir)
     write_json(cache_dir / REPORT, report)
+    if progress:
+        tqdm.write(
+            f"{len(done)} done, {len(skipped)} skipped, {report['already_done']} already done; "
+            f"{frames} frames in {seconds:.1f} s; report: {cache_dir / REPORT}"
+        )
     return report

@@ -69,11 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in TOOL_NAMES:
         from jsonargparse import auto_cli
 
-        result = auto_cli(_tools()[argv[0]], args=argv[1:], as_positional=False)
-        if isinstance(result, dict):  # reports are worth seeing, not only writing
-            import json
-
-            print(json.dumps(result, indent=2, default=str))
+        auto_cli(_tools()[argv[0]], args=argv[1:], as_positional=False)  # each tool prints its own summary
         return
     cli_main(argv)
 

@@ -124,6 +124,8 @@ def synthesize_corpus(
         animation = animators[spec.name].render(speech.phonemes, num_frames, spec.style, rng)
         _write_utterance(folder, utterance_id, speech, animation.landmarks)
         write_video(video_path, animation.frames, timebase.FPS, _resample(speech), timebase.SAMPLE_RATE)
+    if progress:
+        tqdm.write(f"built-in corpus: {speakers} speakers x {utterances} utterances in {out} (seed {seed})")
     return out
 
 
