@@ -72,26 +72,25 @@ def _detector(name: str):
 
 
 def _phoneme_segments(
-    utterance: Utterance, text: str, audio: np.ndarray, duration: float
+    utterance: Utterance, text: str, pronunciations: list, audio: np.ndarray, duration: float
 ) -> tuple[list[Segment], list[Segment]]:
     """Phoneme and word segments covering [0, duration], from the most precise source present."""
     from datamodules.alignment import normalise_segments, phonemes_from_words
-    from datamodules.phonemes import pronounce
 
     timings = utterance.read_phoneme_timings()
     words = utterance.read_words()
     if timings is not None:
         return normalise_segments(timings, duration), words or []
     if words is not None:
-        return phonemes_from_words(words, pronounce(text), duration), words
+        return phonemes_from_words(words, pronunciations, duration), words
     from datamodules.forced_aligner import force_align
 
     alignment = force_align(audio, timebase.SAMPLE_RATE, text)
     return normalise_segments(alignment.phonemes, duration), alignment.words
 
 
-def process_utterance(utterance: Utterance, cache_dir: str | Path, options: PreprocessConfig) -> int:
-    """Build the cached record of one utterance; returns its number of frames.
+def process_utterance(utterance: Utterance, cache_dir: str | Path, options: PreprocessConfig) -> dict:
+    """Build the cached record of one utterance; returns its meta (``num_frames``, ``oov_words``, ...).
 
     Raises SkipUtterance, CorpusError or MediaError (each naming the file) when it cannot.
     """
@@ -104,8 +103,11 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
         warp_to_crop,
     )
     from datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from datamodules.phonemes import pronounce
 
     text = utterance.read_text()
+    pronunciations = pronounce(text)
+    oov_words = sorted({w.word for w in pronunciations if not w.in_dictionary})  # spelled by g2p's model
     audio_source = utterance.audio or utterance.video
     audio = load_audio(audio_source)
     detector = _detector(options.detector)
@@ -124,7 +126,7 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
     rms = float(np.sqrt(np.mean(np.square(audio))))
     if rms < options.min_speech_rms:
         raise SkipUtterance(f"{audio_source}: audio is silent (RMS {rms:.2e} < {options.min_speech_rms:g})")
-    phonemes, words = _phoneme_segments(utterance, text, audio, duration)
+    phonemes, words = _phoneme_segments(utterance, text, pronunciations, audio, duration)
     check_alignment(phonemes, duration)
     audio = fit_to_frames(audio, num_frames)
     size = options.crop_size
@@ -151,9 +153,10 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
         "sources": {k: str(v) for k, v in asdict(utterance).items() if isinstance(v, Path)},
         "detector": options.detector,
         "face_found_fraction": face_fraction,
+        "oov_words": oov_words,
     }
     write_record(record_dir(cache_dir, utterance.speaker, utterance.utterance), arrays, meta)
-    return num_frames
+    return meta
 
 
 def _check_video_covers(
@@ -178,9 +181,12 @@ def _process_safely(utterance: Utterance, cache_dir: Path, options: PreprocessCo
     """Run one utterance and turn any failure into a report entry (never raises)."""
     started = time.perf_counter()
     try:
-        frames = process_utterance(utterance, cache_dir, options)
+        meta = process_utterance(utterance, cache_dir, options)
         seconds = time.perf_counter() - started
-        return {"key": utterance.key, "status": "done", "frames": frames, "seconds": seconds}
+        result = {"key": utterance.key, "status": "done", "frames": meta["num_frames"], "seconds": seconds}
+        if meta["oov_words"]:
+            result["note"] = f"{utterance.video}: not in the dictionary, spelled by g2p: {meta['oov_words']}"
+        return result
     except (SkipUtterance, CorpusError, MediaError, ValueError) as error:
         reason = str(error)
     except Exception as error:  # an unexpected bug must not cost the other utterances either
@@ -227,9 +233,12 @@ def preprocess_corpus(
     seconds = time.perf_counter() - started
     done = [r for r in results if r["status"] == "done"]
     skipped = [r for r in results if r["status"] == "skipped"]
+    notes = [{"key": r["key"], "note": r["note"]} for r in done if "note" in r]
     if progress:
         for entry in skipped:
             tqdm.write(f"skipped {entry['key']}: {entry['reason'].splitlines()[0]}")
+        for entry in notes:
+            tqdm.write(f"note {entry['key']}: {entry['note']}")
     frames = sum(r["frames"] for r in done)
     report = {
         "corpus": str(corpus),
@@ -237,6 +246,7 @@ def preprocess_corpus(
         "already_done": len(utterances) - len(todo),
         "done": len(done),
         "skipped": skipped,
+        "notes": notes,
         "frames": frames,
         "seconds": round(seconds, 2),
         "frames_per_second": round(frames / seconds, 1) if seconds and frames else 0.0,

@@ -111,7 +111,7 @@ def test_bad_inputs_are_skipped_reported_and_lose_nothing(broken_corpus, tmp_pat
     assert written["done"] == len(good) and len(written["skipped"]) == 6
 
 
-def test_folder_corpus_with_oov_words_is_force_aligned(tiny_corpus, tmp_path):
+def test_folder_corpus_without_timings_is_force_aligned(tiny_corpus, tmp_path):
     """A folder of videos + .txt only (no timings): the forced aligner places the words on the speech."""
     speaker = sorted(p.name for p in tiny_corpus.iterdir() if p.is_dir())[0]
     video = sorted((tiny_corpus / speaker / "video").glob("*.mpg"))[0]
@@ -137,3 +137,23 @@ def test_crop_size_is_configurable(tiny_corpus, tmp_path):
     (record,) = load_manifest(tmp_path / "cache")
     assert record.array("frames").shape[1:] == (256, 256, 3)
     assert 60 < np.asarray(record.array("landmarks"))[..., 0].mean() * 128 / 256 < 68
+
+
+def test_out_of_vocabulary_words_are_spelled_and_noted(tiny_corpus, tmp_path):
+    speaker = sorted(p.name for p in tiny_corpus.iterdir() if p.is_dir())[0]
+    shutil.copytree(tiny_corpus / speaker, tmp_path / "corpus" / speaker)
+    videos = sorted((tmp_path / "corpus" / speaker / "video").glob("*.mpg"))
+    for video in videos[1:]:
+        video.unlink()
+    (tmp_path / "corpus" / speaker / "phonemes").rename(tmp_path / "hidden")  # use the word timings
+    align = tmp_path / "corpus" / speaker / "align" / f"{videos[0].stem}.align"
+    lines = align.read_text().splitlines()
+    start, end, _ = lines[2].split()
+    lines[2] = f"{start} {end} zorbleflax"
+    align.write_text("\n".join(lines) + "\n")
+    report = preprocess_corpus(tmp_path / "corpus", tmp_path / "cache", progress=False)
+    assert report["done"] == 1
+    (note,) = report["notes"]
+    assert videos[0].name in note["note"] and "zorbleflax" in note["note"]
+    (record,) = load_manifest(tmp_path / "cache")
+    assert record.meta["oov_words"] == ["zorbleflax"] and "zorbleflax" in record.meta["text"]
