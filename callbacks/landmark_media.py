@@ -3,7 +3,8 @@
 The animation overlays the true mouth with the predictions of each input mode (audio, text, both);
 the plot shows their mouth opening over time. Logged to W&B when the trainer has a ``WandbLogger``
 (``log_video`` / ``log_image``), and always written as files under the trainer's log folder
-(``media/``), so CSV runs and notebooks get them too. Rank zero only.
+(``media/``), so CSV runs and notebooks get them too. Rendered on global rank zero only; every rank
+takes part in finding the log folder (a broadcast under DDP).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 
 from callbacks.render import plot_mouth_opening, render_mouth_animation
 from datamodules import timebase
@@ -23,7 +23,7 @@ MODES = ("audio", "text", "both")
 
 
 class LandmarkMediaCallback(L.Callback):
-    """Every ``every_n_epochs`` validation epochs, render ``num_samples`` fixed validation utterances.
+    """Every ``every_n_epochs`` epochs and after the last, render ``num_samples`` fixed validation utterances.
 
     Args:
         num_samples: utterances to show (the first ones of the validation set: the same every time).
@@ -36,10 +36,15 @@ class LandmarkMediaCallback(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.size = size
 
-    @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
+        epoch = trainer.current_epoch + 1  # epochs count from 0; with every_n_epochs=5: epochs 5, 10, ...
+        if trainer.sanity_checking or (epoch % self.every_n_epochs and epoch != trainer.max_epochs):
             return
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "media"  # a broadcast: every rank asks
+        if trainer.is_global_zero:
+            self._render(trainer, pl_module, folder)
+
+    def _render(self, trainer: L.Trainer, pl_module: L.LightningModule, folder: Path) -> None:
         dataset = trainer.datamodule.dataset("val") if trainer.datamodule else trainer.val_dataloaders.dataset
         items = [dataset[i] for i in range(min(self.num_samples, len(dataset)))]
         batch = {
@@ -48,7 +53,6 @@ class LandmarkMediaCallback(L.Callback):
         }
         with torch.no_grad():
             preds = pl_module.predict_modes(batch)
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "media"
         folder.mkdir(parents=True, exist_ok=True)
         for row, length in enumerate(batch["lengths"].tolist()):
             series = {"truth": batch["mouth"][row, :length]}
