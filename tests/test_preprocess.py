@@ -157,3 +157,38 @@ def test_out_of_vocabulary_words_are_spelled_and_noted(tiny_corpus, tmp_path):
     assert videos[0].name in note["note"] and "zorbleflax" in note["note"]
     (record,) = load_manifest(tmp_path / "cache")
     assert record.meta["oov_words"] == ["zorbleflax"] and "zorbleflax" in record.meta["text"]
+
+
+def test_video_at_30_fps_with_44k_stereo_speech_lands_on_the_pipeline_timebase(
+    tiny_corpus, tiny_cache, tmp_path
+):
+    """Camera-like input: 30 fps H.264 with 44.1 kHz stereo AAC, a transcript and word timings."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    (reference,) = [r for r in scan_records(tiny_cache)][:1]
+    video = tiny_corpus / reference.speaker / "video" / f"{reference.utterance}.mpg"
+    clip = tmp_path / "corpus" / "ann" / "clip.mp4"
+    clip.parent.mkdir(parents=True)
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-r", "30",
+               "-c:v", "libx264", "-ar", "44100", "-ac", "2", "-c:a", "aac", str(clip)]  # fmt: skip
+    subprocess.run(command, check=True)
+    shutil.copy(
+        tiny_corpus / reference.speaker / "align" / f"{reference.utterance}.align", clip.with_suffix(".align")
+    )
+    clip.with_suffix(".txt").write_text(reference.meta["text"])
+    report = preprocess_corpus(tmp_path / "corpus", tmp_path / "cache", layout="folder", progress=False)
+    assert report["done"] == 1, report["skipped"]
+    (record,) = load_manifest(tmp_path / "cache")
+    assert abs(record.num_frames - reference.num_frames) <= 1
+    assert record.meta["face_found_fraction"] == 1.0
+    opening = np.linalg.norm(
+        np.asarray(record.array("landmarks"))[:, 66] - np.asarray(record.array("landmarks"))[:, 62], axis=-1
+    )
+    original = np.linalg.norm(
+        np.asarray(reference.array("landmarks"))[:, 66] - np.asarray(reference.array("landmarks"))[:, 62],
+        axis=-1,
+    )
+    count = min(len(opening), len(original))
+    assert np.corrcoef(opening[:count], original[:count])[0, 1] > 0.8, "the mouth moves at the same times"
