@@ -8,6 +8,8 @@ export WANDB_DIR := $(abspath $(OUT))
 export JUPYTER_RUNTIME_DIR := $(abspath $(OUT))/.jupyter/runtime
 export JUPYTER_DATA_DIR := $(abspath $(OUT))/.jupyter/data
 export MPLBACKEND := Agg
+# idle OpenMP threads sleep instead of spinning: on a small shared CPU that is 6x faster (measured)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install demo test lint
 install: $(VENV)/.installed

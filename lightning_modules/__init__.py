@@ -11,11 +11,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lightning_modules.face2vid_module import Face2VidModule
     from lightning_modules.landmark_module import LandmarkModule
 
-__all__ = ["LandmarkModule"]
+__all__ = ["Face2VidModule", "LandmarkModule"]
 
-_EXPORTS = {"LandmarkModule": "lightning_modules.landmark_module"}
+_EXPORTS = {
+    "Face2VidModule": "lightning_modules.face2vid_module",
+    "LandmarkModule": "lightning_modules.landmark_module",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["landmarks_tiny"])
+@pytest.mark.parametrize("config", ["landmarks_tiny", "face2vid_tiny"])
 def test_two_process_ddp_trains_a_few_steps(config, tiny_cache, tmp_path):
     env = os.environ | {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [
