@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/talking-face synth --out $(OUT)/corpus --speakers 4 --utterances 8
 	$(BIN)/talking-face preprocess --corpus $(OUT)/corpus --cache_dir $(OUT)/cache --workers 2
 	$(BIN)/talking-face inspect --cache_dir $(OUT)/cache --out $(OUT)/cache_overview.png
-	$(BIN)/talking-face fit -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache
+	$(BIN)/talking-face fit -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache --trainer.max_epochs 60
 	$(BIN)/talking-face test -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache \
 		--ckpt_path outputs/landmarks_tiny/checkpoints/last.ckpt
 
