@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -64,6 +62,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
+from lightning_modules.eval_mode import eval_mode
 from lightning_modules.networks.discriminator import MultiScaleDiscriminator
 from lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
 from lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
@@ -806,7 +805,7 @@ class Face2VidModule(L.LightningModule):
         history = self._start_history(reference, reference_sketch, reference_landmarks)
         if previous is not None:
             history = self._continue_history(history, previous, previous_landmarks)
-        with _eval_mode(self):
+        with eval_mode(self):
             return self._unroll(
                 self.sketch(landmarks), landmarks, reference, reference_sketch, reference_landmarks, history
             )
@@ -1113,14 +1112,3 @@ class Face2VidModule(L.LightningModule):
 
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (generator, discriminator)]
         return [generator, discriminator], [{"scheduler": s, "interval": "step"} for s in schedulers]
-
-
-@contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    """Run in eval mode and restore the previous mode afterwards."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)

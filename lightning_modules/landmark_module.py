@@ -12,8 +12,6 @@ predictor trained here, from TTS timings or from a forced aligner, see ``text_ti
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +23,7 @@ from torch import Tensor, nn
 from datamodules import timebase
 from datamodules.faces.landmark_scheme import NUM_MOUTH
 from datamodules.phonemes import PAD_ID, VOCAB
+from lightning_modules.eval_mode import eval_mode
 from lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
 from lightning_modules.networks.landmark_net import (
     DurationPredictor,
@@ -263,7 +262,7 @@ class LandmarkModule(L.LightningModule):
             )
         if lengths is None and audio_frames is not None:
             lengths = torch.full((audio_features.shape[0],), audio_frames, device=device)
-        with _eval_mode(self):
+        with eval_mode(self):
             if phoneme_tokens is not None:
                 if phoneme_tokens.ndim != 2 or phoneme_tokens.shape[1] == 0:
                     raise ValueError(
@@ -495,14 +494,3 @@ class LandmarkModule(L.LightningModule):
 
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-@contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    """Run in eval mode and restore the previous mode afterwards."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
