@@ -100,14 +100,13 @@ def test_evaluation_videos_from_the_cache(tiny_cache: Path, videos: list[Evaluat
     assert set(video.valid.unique().tolist()) <= {0.0, 1.0}
     source = speaker_reference(record, records)
     assert source.utterance != record.utterance and source.speaker == record.speaker
-    middle = np.asarray(source.array("frames")[source.num_frames // 2])
+    middle = np.array(source.array("frames")[source.num_frames // 2])
     assert torch.equal(video.reference, torch.from_numpy(middle).permute(2, 0, 1).float() / 255)
     small = evaluation_videos(records[:1], records, size=64, max_frames=3)[0]
     assert small.frames.shape == (3, 3, 64, 64)
     assert torch.allclose(small.landmarks, (video.landmarks[:3] + 0.5) / 2 - 0.5)
 
 
-@pytest.mark.slow
 def test_detector_lmd_of_real_frames_is_small_and_a_model_is_scored(videos: list[EvaluationVideo]) -> None:
     real = score_videos(videos, real_frames)
     assert real["face_found"] == 1.0
