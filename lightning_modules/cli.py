@@ -3,6 +3,7 @@
     talking-face synth ...        write the built-in corpus           (datamodules.synthetic.corpus)
     talking-face preprocess ...   corpus -> cache                     (datamodules.preprocess)
     talking-face inspect ...      print and plot what a cache holds   (datamodules.inspect)
+    talking-face generate ...     face + speech/text -> mp4           (lightning_modules.generation)
     talking-face fit|validate|test|predict -c configs/X.yaml ...     (LightningCLI)
 
 Tools get their flags from their function signatures and docstrings (jsonargparse), so the CLI never
@@ -22,11 +23,17 @@ def _tools() -> dict[str, Callable]:
     from datamodules.inspect import inspect_cache
     from datamodules.preprocess import preprocess_corpus
     from datamodules.synthetic.corpus import synthesize_corpus
+    from lightning_modules.generation.generate import generate
 
-    return {"synth": synthesize_corpus, "preprocess": preprocess_corpus, "inspect": inspect_cache}
+    return {
+        "synth": synthesize_corpus,
+        "preprocess": preprocess_corpus,
+        "inspect": inspect_cache,
+        "generate": generate,
+    }
 
 
-TOOL_NAMES = ("synth", "preprocess", "inspect")
+TOOL_NAMES = ("synth", "preprocess", "inspect", "generate")
 
 
 class TalkingFaceCLI(LightningCLI):
@@ -64,12 +71,21 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     )
 
 
+def _underscored(arg: str) -> str:
+    """``--head-motion=1`` -> ``--head_motion=1``: tools take either spelling of a flag."""
+    if not arg.startswith("--"):
+        return arg
+    name, equals, value = arg.partition("=")
+    return "--" + name[2:].replace("-", "_") + equals + value
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOL_NAMES:
         from jsonargparse import auto_cli
 
-        auto_cli(_tools()[argv[0]], args=argv[1:], as_positional=False)  # each tool prints its own summary
+        args = [_underscored(arg) for arg in argv[1:]]
+        auto_cli(_tools()[argv[0]], args=args, as_positional=False)  # each tool prints its own summary
         return
     cli_main(argv)
 

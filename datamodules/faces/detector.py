@@ -260,7 +260,11 @@ def _pick(faces: list[FaceDetection], previous: np.ndarray | None) -> FaceDetect
 
 
 def track_landmarks(
-    frames: Iterable[np.ndarray], detector: LandmarkDetector, redetect_every: int = 25, progress: bool = False
+    frames: Iterable[np.ndarray],
+    detector: LandmarkDetector,
+    redetect_every: int = 25,
+    progress: bool = False,
+    prefer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """68 landmarks of one face through a video: float32 [T, 68, 2] image pixels and ``found`` bool [T].
 
@@ -270,6 +274,7 @@ def track_landmarks(
     rejected (and the frame re-detected) when it leaves the frame, jumps in size, or its aligned grey patch
     no longer correlates with the last detection's (noise, black or cut frames). Frames with no face get
     ``found = False`` and the landmarks of the nearest found frame (zeros when no frame has a face).
+    ``prefer`` [68, 2]: where several faces are found before any is tracked, follow the one nearest it.
     """
     if redetect_every < 1:
         raise ValueError(f"faces.detector.track_landmarks: redetect_every must be >= 1, got {redetect_every}")
@@ -292,7 +297,7 @@ def track_landmarks(
                 landmarks = fitted
         if landmarks is None:
             faces = detector.detect(frame)
-            face = _pick(faces, previous) if faces else None
+            face = _pick(faces, previous if previous is not None else prefer) if faces else None
             patch = _face_patch(frame, face.landmarks) if face is not None else None
             if patch is not None:
                 landmarks, reference, since_detection = face.landmarks, patch, 0

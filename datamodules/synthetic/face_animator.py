@@ -46,10 +46,13 @@ from datamodules.synthetic.visemes import PARAMS, SpeakerStyle, articulation_tra
 __all__ = [
     "Animation",
     "FaceAnimator",
+    "apply_blinks",
     "articulate",
     "blink_track",
     "head_motion_track",
     "inter_ocular",
+    "pose_matrices",
+    "transform_landmarks",
     "tps_transform",
     "tps_warp_points",
 ]
@@ -219,7 +222,7 @@ def blink_track(num_frames: int, rate: float, rng: np.random.Generator) -> np.nd
     return closure
 
 
-def _apply_blinks(landmarks: np.ndarray, neutral: np.ndarray, closure: np.ndarray) -> np.ndarray:
+def apply_blinks(landmarks: np.ndarray, neutral: np.ndarray, closure: np.ndarray) -> np.ndarray:
     """Upper lids travel 80 % and lower lids 20 % of the neutral lid gap, times ``closure`` [T]: they meet."""
     out = landmarks.copy()
     upper, lower = neutral[_EYELIDS[:, 0]], neutral[_EYELIDS[:, 1]]
@@ -298,7 +301,7 @@ def head_motion_track(num_frames: int, amplitude: float, rng: np.random.Generato
     return np.sqrt(2) * scale * (np.sqrt(weights)[None] * waves).sum(-1)
 
 
-def _pose_matrices(pose: np.ndarray, centre: np.ndarray, iod: float) -> np.ndarray:
+def pose_matrices(pose: np.ndarray, centre: np.ndarray, iod: float) -> np.ndarray:
     """Similarities [T, 2, 3] (pixels) of head poses [T, 4] about the face ``centre`` [2]."""
     angle, shift, scale = pose[:, 0], pose[:, 1:3] * iod, np.exp(pose[:, 3])
     cos, sin = scale * np.cos(angle), scale * np.sin(angle)
@@ -307,7 +310,7 @@ def _pose_matrices(pose: np.ndarray, centre: np.ndarray, iod: float) -> np.ndarr
     return np.concatenate([linear, offset[..., None]], axis=-1)
 
 
-def _transform(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+def transform_landmarks(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     """Points [T, N, 2] or [N, 2] through per-frame affine matrices [T, 2, 3]: [T, N, 2]."""
     return points @ np.swapaxes(matrices[:, :, :2], 1, 2) + matrices[:, None, :, 2]
 
@@ -400,11 +403,11 @@ class FaceAnimator:
         track = articulation_track(phonemes, num_frames, style, rng)
         closure = blink_track(num_frames, style.blink_rate, rng)
         pose = head_motion_track(num_frames, style.head_motion, rng)
-        matrices = _pose_matrices(pose, self.centre, self.iod)
+        matrices = pose_matrices(pose, self.centre, self.iod)
         speaking = articulate(self.neutral, track, style)
-        open_eyes = _transform(speaking, matrices)
-        landmarks = _transform(_apply_blinks(speaking, self.neutral, closure), matrices)
-        ring = self.ring + self._ring_follow[:, None] * (_transform(self.ring, matrices) - self.ring)
+        open_eyes = transform_landmarks(speaking, matrices)
+        landmarks = transform_landmarks(apply_blinks(speaking, self.neutral, closure), matrices)
+        ring = self.ring + self._ring_follow[:, None] * (transform_landmarks(self.ring, matrices) - self.ring)
         frames = self._warp(open_eyes, ring)
         for frame, before, after, params in zip(frames, open_eyes, landmarks, track, strict=True):
             _draw_blink(frame, before, after)

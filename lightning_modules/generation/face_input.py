@@ -1,0 +1,166 @@
+"""Who will speak: a face photo or a clip -> full frames, tracked 68 landmarks and where a face was found.
+
+A photo is read with its EXIF orientation applied (phone photos) and scaled down to ``max_side`` if larger;
+the face is the largest one found, with a warning when there are several (``face_index`` picks another, in
+order of size). A clip is decoded at the pipeline's frame rate (any input rate) into a frame store on disk,
+never whole into memory, and only as many frames as the speech needs; its landmarks are tracked and
+smoothed, and frames without a face are marked so they can pass through untouched.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from datamodules.media import MediaError
+
+__all__ = ["MIN_FACE_WIDTH", "FaceError", "FaceTrack", "load_face"]
+
+MIN_FACE_WIDTH = 40
+"""Narrowest face (pixels between the jaw's ends) worth animating: below it the crop is mostly upsampling."""
+
+
+class FaceError(ValueError):
+    """The face input cannot be animated (no face, too small, a bad index); the message names the file."""
+
+
+@dataclass
+class FaceTrack:
+    """Frames [N, H, W, 3] uint8 (a memory map on disk for clips), ``landmarks`` float32 [N, 68, 2] image
+    pixels (smoothed; copied from the nearest found frame where ``found`` [N] is False), ``kind``."""
+
+    source: Path
+    kind: Literal["photo", "video"]
+    frames: np.ndarray
+    landmarks: np.ndarray
+    found: np.ndarray
+    _store: tempfile.TemporaryDirectory | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def close(self) -> None:
+        """Delete the clip's frame store (also done when the track is garbage-collected)."""
+        self.frames = self.frames[:0]
+        if self._store is not None:
+            self._store.cleanup()
+            self._store = None
+
+
+def _detector():
+    from datamodules.faces.detector import make_detector
+
+    return make_detector("dlib", upsample=1)
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    """RGB uint8 [H, W, 3] with EXIF orientation applied, or None when ``path`` is not an image."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except (UnidentifiedImageError, OSError):
+        return None
+
+
+def _shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    import cv2
+
+    side = max(image.shape[:2])
+    if max_side is None or side <= max_side:
+        return image
+    scale = max_side / side
+    size = (max(round(image.shape[1] * scale), 1), max(round(image.shape[0] * scale), 1))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _face_width(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[16] - landmarks[0]))
+
+
+def _choose(faces: list, path: Path, face_index: int | None):
+    """The face to animate among detections; several faces warn and list themselves."""
+    faces = sorted(faces, key=lambda f: _face_width(f.landmarks), reverse=True)
+    if not faces:
+        raise FaceError(f"{path}: no face found (a frontal face at least {MIN_FACE_WIDTH} px wide is needed)")
+    if face_index is not None and not 0 <= face_index < len(faces):
+        raise FaceError(f"{path}: face_index {face_index} is out of range: {len(faces)} face(s) found")
+    if len(faces) > 1 and face_index is None:
+        boxes = "; ".join(f"{i}: box {tuple(round(v) for v in f.box)}" for i, f in enumerate(faces))
+        warnings.warn(
+            f"{path}: {len(faces)} faces found, animating the largest (0); pick another with face_index "
+            f"({boxes})",
+            stacklevel=3,
+        )
+    face = faces[face_index or 0]
+    width = _face_width(face.landmarks)
+    if width < MIN_FACE_WIDTH:
+        raise FaceError(
+            f"{path}: the face is too small ({width:.0f} px wide, at least {MIN_FACE_WIDTH} needed)"
+        )
+    return face
+
+
+def load_face(
+    path: str | Path,
+    max_frames: int,
+    face_index: int | None = None,
+    smoothing: int = 5,
+    max_side: int | None = 1024,
+    progress: bool = False,
+) -> FaceTrack:
+    """Read a photo or a clip (its first ``max_frames`` frames at the pipeline's rate) and find the face.
+
+    Raises ``MediaError`` when the file is neither an image nor a readable video and ``FaceError`` when no
+    usable face is in it.
+    """
+    from datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from datamodules.media import iter_video_frames, probe_video
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    image = _read_image(path)
+    detector = _detector()
+    if image is not None:
+        image = _shrink(image, max_side)
+        face = _choose(detector.detect(image), path, face_index)
+        return FaceTrack(
+            path, "photo", image[None], face.landmarks[None].astype(np.float32), np.ones(1, bool)
+        )
+    try:
+        probe_video(path)
+    except MediaError as error:
+        raise MediaError(f"{path}: not an image or a video that can be read ({error})") from error
+    store = tempfile.TemporaryDirectory(prefix="talking-face-clip-")
+    frames = _store_frames(iter_video_frames(path), max_frames, Path(store.name))
+    first = next((i for i in range(min(len(frames), 50)) if detector.detect(frames[i])), None)
+    if first is None:
+        store.cleanup()
+        raise FaceError(f"{path}: no face found in the first frames of the clip")
+    face = _choose(detector.detect(frames[first]), path, face_index)
+    landmarks, found = track_landmarks(iter(frames), detector, progress=progress, prefer=face.landmarks)
+    landmarks = smooth_landmarks(landmarks, found, smoothing)
+    return FaceTrack(path, "video", frames, landmarks, found, store)
+
+
+def _store_frames(frames, max_frames: int, folder: Path) -> np.ndarray:
+    """Up to ``max_frames`` frames in a memory-mapped array in ``folder`` (bounded memory for any clip)."""
+    frames = iter(frames)
+    first = next(frames)
+    store = np.lib.format.open_memmap(folder / "frames.npy", "w+", np.uint8, (max_frames, *first.shape))
+    store[0] = first
+    count = 1
+    for frame in frames:
+        if count == max_frames:
+            break
+        store[count] = frame
+        count += 1
+    store.flush()
+    return store[:count]

@@ -1,0 +1,322 @@
+"""The product: speech and/or text + a face photo or clip -> a lip-synced video (CLI, notebook and demo).
+
+    pipeline = TalkingFacePipeline.from_checkpoints()          # the shipped checkpoints by default
+    pipeline.write("out.mp4", face="me.jpg", text="Hello there")
+    result = pipeline(face="me.jpg", audio="hello.wav")        # frames + audio in memory (short inputs)
+
+Steps (``prepare`` then ``render``):
+
+1. speech (``speech_input``): audio at the pipeline's rate, phoneme timings, voice activity;
+2. face (``face_input``): full frames, tracked landmarks, a similarity crop per frame (the preprocessing's);
+3. stage 1 predicts the mouth in the face-normalised frame from the person's neutral mouth; it is retargeted
+   to the person's mouth, eased to rest in pauses, and put into the face (``motion``): a photo gets gentle
+   head motion and blinks, a clip keeps its own motion (looped back and forth, or cut, to the speech);
+4. Face2Vid renders the crops autoregressively, chunk by chunk with its previous frames carried across the
+   chunk borders (chunked = one go, bounded memory), and each crop is pasted back into its full frame
+   (``paste_back``); frames of a clip where no face was found pass through unchanged;
+5. ``write`` streams the frames into an H.264 + AAC mp4 with the speech, atomically; the video has exactly
+   as many frames as the speech covers (the last partial frame included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datamodules import timebase
+from lightning_modules.generation.face_input import FaceTrack, load_face
+from lightning_modules.generation.speech_input import SpeechInput, prepare_speech, voice_activity
+
+__all__ = ["Plan", "RenderedChunk", "Result", "TalkingFacePipeline", "pingpong_indices"]
+
+
+def pingpong_indices(num_frames: int, available: int) -> np.ndarray:
+    """Which of ``available`` clip frames plays at each of ``num_frames`` output frames: the clip runs
+    forward, then backward, and so on (no jump at the loop point); a longer clip is cut."""
+    t = np.arange(num_frames)
+    if available <= 1:
+        return np.zeros(num_frames, np.int64)
+    period = 2 * available - 2
+    phase = t % period
+    return np.where(phase < available, phase, period - phase).astype(np.int64)
+
+
+@dataclass
+class Plan:
+    """Everything decided before rendering, in the crop pixels of ``size``-px crops.
+
+    ``frame_index`` [T] the face frame under each output frame; ``transforms`` [T, 2, 3] frame -> crop;
+    ``driving`` [T, 68, 2] the landmarks Face2Vid draws; ``own`` [T, 68, 2] the face's own landmarks there;
+    ``mouth`` [T, 20, 2] the retargeted mouth before resting in pauses; ``voiced`` [T] bool;
+    ``reference_crop`` [S, S, 3] uint8 and ``reference_landmarks`` [68, 2] the appearance Face2Vid copies.
+    """
+
+    speech: SpeechInput
+    face: FaceTrack
+    size: int
+    frame_index: np.ndarray
+    transforms: np.ndarray
+    driving: np.ndarray
+    own: np.ndarray
+    mouth: np.ndarray
+    voiced: np.ndarray
+    reference_crop: np.ndarray
+    reference_landmarks: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.driving)
+
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the output video: the face input's own."""
+        height, width = self.face.frames.shape[1:3]
+        return width, height
+
+
+@dataclass
+class RenderedChunk:
+    """Frames [start, start + n): ``crops`` [n, S, S, 3] and full ``frames`` [n, H, W, 3], uint8."""
+
+    start: int
+    crops: np.ndarray
+    frames: np.ndarray
+
+
+@dataclass
+class Result:
+    """A whole generated video in memory: ``frames`` [T, H, W, 3] uint8, mono ``audio`` at ``sample_rate``."""
+
+    frames: np.ndarray
+    crops: np.ndarray
+    audio: np.ndarray
+    sample_rate: int
+    fps: int
+    plan: Plan
+
+
+class TalkingFacePipeline:
+    """Stage 1 (``LandmarkModule``) + stage 2 (``Face2VidModule``) + everything around them.
+
+    Build with ``from_checkpoints`` (shipped checkpoints by default) or from loaded modules.
+    """
+
+    def __init__(self, landmark_model, face2vid_model, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.landmark_model = landmark_model.to(self.device).eval()
+        self.face2vid_model = face2vid_model.to(self.device).eval()
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        landmarks: str | Path | None = None,
+        face2vid: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> TalkingFacePipeline:
+        """Load both stages (None: the checkpoints that ship with the package); errors name the file."""
+        from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
+
+        landmark_model = load_stage(landmarks or shipped_checkpoint("landmarks"), "landmarks", device)
+        face2vid_model = load_stage(face2vid or shipped_checkpoint("face2vid"), "face2vid", device)
+        return cls(landmark_model, face2vid_model, device)
+
+    @property
+    def size(self) -> int:
+        """Side of the face crops Face2Vid makes (128 or 256 px)."""
+        return int(self.face2vid_model.hparams.image_size)
+
+    # --- planning -------------------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        face: str | Path,
+        audio: str | Path | None = None,
+        text: str | None = None,
+        *,
+        voice: str | None = None,
+        face_index: int | None = None,
+        head_motion: float = 1.0,
+        blinks: float = 0.3,
+        mouth_scale: float = 1.0,
+        smoothing: int = 5,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> Plan:
+        """Speech, face and the driving landmarks of every frame (no pixels generated yet).
+
+        Args:
+            face: a photo (any size; EXIF orientation respected) or a clip (any frame rate and resolution).
+            audio: speech in any format ffmpeg reads (wav, mp3, flac, m4a, a video's sound), any rate.
+            text: what is said; alone, the project's TTS speaks it; with audio, it is aligned to it.
+            voice: TTS voice for text only (see ``speech_input.find_voice``).
+            face_index: which face when there are several (0 = the largest).
+            head_motion: head-motion amplitude for a photo (0 = still head).
+            blinks: blinks per second for a photo (0 = none).
+            mouth_scale: scales the mouth's motion (1 = as predicted).
+            smoothing: landmark smoothing window (frames) for a clip; 1 = none.
+            seed: the random head motion and blinks follow from it.
+        """
+        from datamodules.faces.alignment import estimate_crop_transform, smooth_transforms, transform_points
+        from lightning_modules.generation.motion import photo_motion, replace_mouth, rest_in_silence
+
+        if mouth_scale < 0:
+            raise ValueError(f"mouth_scale must be >= 0, got {mouth_scale}")
+        speech = prepare_speech(audio, text, voice)
+        track = load_face(face, speech.num_frames, face_index, smoothing, progress=progress)
+        size = self.size
+        transforms = estimate_crop_transform(track.landmarks, size)
+        if track.kind == "video":
+            transforms = smooth_transforms(transforms, 9)
+        own_all = transform_points(track.landmarks, transforms).astype(np.float32)
+        index = pingpong_indices(speech.num_frames, len(track))
+        reference = self._reference_index(own_all, track.found)
+        neutral = self._neutral_mouth(own_all, track.found)
+        mouth = self._predict_mouth(speech, neutral, mouth_scale)
+        voiced = voice_activity(speech.audio, speech.num_frames)
+        speaking = rest_in_silence(mouth, neutral, voiced)
+        own = own_all[index]
+        driving = replace_mouth(own, speaking, neutral)
+        if track.kind == "photo":
+            driving = photo_motion(driving, own_all[0], head_motion, blinks, seed)
+        from datamodules.faces.alignment import warp_to_crop
+
+        reference_crop = warp_to_crop(track.frames[reference], transforms[reference], size)
+        return Plan(
+            speech=speech,
+            face=track,
+            size=size,
+            frame_index=index,
+            transforms=transforms[index],
+            driving=driving,
+            own=own,
+            mouth=mouth,
+            voiced=voiced,
+            reference_crop=reference_crop,
+            reference_landmarks=own_all[reference],
+        )
+
+    @staticmethod
+    def _neutral_mouth(own: np.ndarray, found: np.ndarray) -> np.ndarray:
+        from datamodules.faces.mouth import mouth_points, neutral_mouth
+
+        return neutral_mouth(mouth_points(own[found] if found.any() else own))
+
+    @staticmethod
+    def _reference_index(own: np.ndarray, found: np.ndarray) -> int:
+        """The found frame with the most closed mouth: the appearance Face2Vid starts from."""
+        from datamodules.faces.mouth import mouth_opening, mouth_points
+
+        opening = np.where(found, mouth_opening(mouth_points(own)), np.inf)
+        return int(np.argmin(opening))
+
+    def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
+        from datamodules.audio_features import log_mel
+        from datamodules.faces.alignment import face_normalise
+        from lightning_modules.generation.motion import retarget_mouth
+
+        size = self.size
+        reference = face_normalise(neutral, size).astype(np.float32)
+        features = torch.from_numpy(log_mel(speech.audio, speech.num_frames))[None]
+        ids = None if speech.phoneme_ids is None else torch.from_numpy(speech.phoneme_ids)[None]
+        prediction = self.landmark_model.predict(
+            mouth_reference=torch.from_numpy(reference)[None], audio_features=features, phoneme_ids=ids
+        )
+        predicted = prediction.mouth[0].float().cpu().numpy()
+        return retarget_mouth(predicted, reference, neutral, size, mouth_scale)
+
+    # --- rendering ------------------------------------------------------------------------------------
+
+    def render(self, plan: Plan, chunk_frames: int = 50, progress: bool = False) -> Iterator[RenderedChunk]:
+        """Generate and paste the video chunk by chunk (memory bounded by ``chunk_frames``)."""
+        from tqdm.auto import tqdm
+
+        from lightning_modules.generation.paste_back import face_mask, paste_face
+
+        model, size, device = self.face2vid_model, plan.size, self.device
+        reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255).to(device)
+        reference_landmarks = torch.from_numpy(plan.reference_landmarks).to(device)
+        previous = previous_landmarks = None
+        keep = model.hparams.num_previous
+        bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
+        for start in range(0, plan.num_frames, chunk_frames):
+            stop = min(start + chunk_frames, plan.num_frames)
+            landmarks = torch.from_numpy(plan.driving[start:stop]).to(device)
+            made = model.generate_sequence(
+                landmarks, reference, reference_landmarks, previous, previous_landmarks
+            )
+            previous, previous_landmarks = made[-keep:], landmarks[-keep:]
+            crops = made.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            frames = []
+            for t, crop in zip(range(start, stop), crops, strict=True):
+                source = plan.face.frames[plan.frame_index[t]]
+                if not plan.face.found[plan.frame_index[t]]:
+                    frames.append(np.array(source))  # no face here: the frame passes through
+                    continue
+                mask = face_mask([plan.driving[t], plan.own[t]], size)
+                frames.append(paste_face(np.asarray(source), crop, plan.transforms[t], mask))
+            bar.update(stop - start)
+            yield RenderedChunk(start, crops, np.stack(frames))
+        bar.close()
+
+    # --- the whole job --------------------------------------------------------------------------------
+
+    def __call__(
+        self, face: str | Path, audio: str | Path | None = None, text: str | None = None, **knobs
+    ) -> Result:
+        """Generate a (short) video in memory; ``knobs`` as in ``prepare``."""
+        progress = knobs.pop("progress", False)
+        chunk_frames = knobs.pop("chunk_frames", 50)
+        plan = self.prepare(face, audio, text, progress=progress, **knobs)
+        chunks = list(self.render(plan, chunk_frames, progress))
+        frames = np.concatenate([c.frames for c in chunks])
+        crops = np.concatenate([c.crops for c in chunks])
+        return Result(frames, crops, plan.speech.audio, timebase.SAMPLE_RATE, timebase.FPS, plan)
+
+    def write(
+        self,
+        out: str | Path,
+        face: str | Path,
+        audio: str | Path | None = None,
+        text: str | None = None,
+        **knobs,
+    ) -> Path:
+        """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``knobs`` as in ``prepare``."""
+        from datamodules.media import write_video
+
+        progress = knobs.pop("progress", False)
+        chunk_frames = knobs.pop("chunk_frames", 50)
+        out = Path(out)
+        _check_writable(out)
+        plan = self.prepare(face, audio, text, progress=progress, **knobs)
+        frames = (frame for chunk in self.render(plan, chunk_frames, progress) for frame in chunk.frames)
+        try:
+            return write_video(
+                out, _even_sized(frames), timebase.FPS, plan.speech.audio, timebase.SAMPLE_RATE
+            )
+        finally:
+            plan.face.close()
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before any work when ``out`` cannot be written (missing or read-only folder, a folder name)."""
+    import os
+
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise OSError(f"{out}: is a folder; give a file name such as {out / 'out.mp4'}")
+    if not folder.is_dir():
+        raise OSError(f"{out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OSError(f"{out}: the folder {folder} is not writable")
+
+
+def _even_sized(frames) -> Iterator[np.ndarray]:
+    """H.264 in yuv420p needs even sides: an odd side gets one replicated row or column."""
+    for frame in frames:
+        height, width = frame.shape[:2]
+        if height % 2 or width % 2:
+            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        yield frame
