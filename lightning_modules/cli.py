@@ -4,6 +4,9 @@
     talking-face preprocess ...   corpus -> cache                     (datamodules.preprocess)
     talking-face inspect ...      print and plot what a cache holds   (datamodules.inspect)
     talking-face generate ...     face + speech/text -> mp4           (lightning_modules.generation)
+    talking-face evaluate ...     lip-sync and image metrics, a table (lightning_modules.generation)
+    talking-face finetune ...     personalise Face2Vid to a new face  (lightning_modules.generation)
+    talking-face demo ...         a local Gradio app                  (lightning_modules.generation)
     talking-face fit|validate|test|predict -c configs/X.yaml ...     (LightningCLI)
 
 Tools get their flags from their function signatures and docstrings (jsonargparse), so the CLI never
@@ -18,22 +21,24 @@ from collections.abc import Callable
 
 from lightning.pytorch.cli import LightningCLI
 
-
-def _tools() -> dict[str, Callable]:
-    from datamodules.inspect import inspect_cache
-    from datamodules.preprocess import preprocess_corpus
-    from datamodules.synthetic.corpus import synthesize_corpus
-    from lightning_modules.generation.generate import generate
-
-    return {
-        "synth": synthesize_corpus,
-        "preprocess": preprocess_corpus,
-        "inspect": inspect_cache,
-        "generate": generate,
-    }
+_TOOLS: dict[str, str] = {
+    "synth": "datamodules.synthetic.corpus:synthesize_corpus",
+    "preprocess": "datamodules.preprocess:preprocess_corpus",
+    "inspect": "datamodules.inspect:inspect_cache",
+    "generate": "lightning_modules.generation.generate:generate",
+    "evaluate": "lightning_modules.generation.evaluate:evaluate",
+    "finetune": "lightning_modules.generation.finetune:finetune",
+    "demo": "lightning_modules.generation.demo:demo",
+}
+"""Each tool's function (``module:name``), imported only when that tool runs."""
+TOOL_NAMES = tuple(_TOOLS)
 
 
-TOOL_NAMES = ("synth", "preprocess", "inspect", "generate")
+def _tool(name: str) -> Callable:
+    import importlib
+
+    module, function = _TOOLS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 class TalkingFaceCLI(LightningCLI):
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         from jsonargparse import auto_cli
 
         args = [_underscored(arg) for arg in argv[1:]]
-        auto_cli(_tools()[argv[0]], args=args, as_positional=False)  # each tool prints its own summary
+        auto_cli(_tool(argv[0]), args=args, as_positional=False)  # each tool prints its own summary
         return
     cli_main(argv)
 
