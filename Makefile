@@ -11,19 +11,44 @@ export MPLBACKEND := Agg
 # idle OpenMP threads sleep instead of spinning: on a small shared CPU that is 6x faster (measured)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test lint
+.PHONY: install demo demo-video train-tiny checkpoints test lint
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml .ci/install.sh .ci/debian-packages.txt
 	bash .ci/install.sh
 	touch $@
 
+# A packaged real photo (matplotlib's Grace Hopper: never seen in training) says a sentence, with the shipped
+# checkpoints: outputs/demo.mp4.
+PHOTO = $(shell $(BIN)/python -c "from datamodules.synthetic.photos import packaged_photos as p; \
+	print({x.name: x for x in p()}['grace_hopper'].file())" 2>/dev/null)
 demo: install
+	$(MAKE) --no-print-directory demo-video
+demo-video:
+	$(BIN)/talking-face generate --face "$(PHOTO)" --out $(OUT)/demo.mp4 \
+		--text "Hello! I was never in the training data, and I can say anything you type."
+
+# The stages on the built-in corpus at tiny settings (a few minutes): corpus -> cache -> stage 1 fit and test.
+train-tiny: install
 	$(BIN)/talking-face synth --out $(OUT)/corpus --speakers 4 --utterances 8
 	$(BIN)/talking-face preprocess --corpus $(OUT)/corpus --cache_dir $(OUT)/cache --workers 2
 	$(BIN)/talking-face inspect --cache_dir $(OUT)/cache --out $(OUT)/cache_overview.png
 	$(BIN)/talking-face fit -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache --trainer.max_epochs 60
 	$(BIN)/talking-face test -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache \
 		--ckpt_path outputs/landmarks_tiny/checkpoints/last.ckpt
+
+# The recipe of the checkpoints in lightning_modules/generation/shipped/ (about 1.5 h on 2 CPU cores, minutes
+# on a GPU): corpus, cache, both fits, their tests, export with the measured metrics in each header.
+SHIPPED = outputs/shipped
+checkpoints: install
+	$(BIN)/talking-face synth --out $(SHIPPED)/corpus --speakers 12 --utterances 24 --seed 0
+	$(BIN)/talking-face preprocess --corpus $(SHIPPED)/corpus --cache_dir $(SHIPPED)/cache --workers 2
+	for stage in landmarks face2vid; do \
+		$(BIN)/talking-face fit -c configs/shipped_$$stage.yaml && \
+		$(BIN)/talking-face test -c configs/shipped_$$stage.yaml \
+			--ckpt_path $(SHIPPED)/$$stage/checkpoints/last.ckpt && \
+		$(BIN)/talking-face export --stage $$stage --checkpoint $(SHIPPED)/$$stage/checkpoints/last.ckpt \
+			--config configs/shipped_$$stage.yaml --log_dir $(SHIPPED)/$$stage || exit 1; \
+	done
 
 test: install
 	mkdir -p $(JUPYTER_RUNTIME_DIR) $(JUPYTER_DATA_DIR)

@@ -7,6 +7,7 @@
     talking-face evaluate ...     lip-sync and image metrics, a table (lightning_modules.generation)
     talking-face finetune ...     personalise Face2Vid to a new face  (lightning_modules.generation)
     talking-face demo ...         a local Gradio app                  (lightning_modules.generation)
+    talking-face export ...       a run -> a shipped checkpoint + card (lightning_modules.generation)
     talking-face fit|validate|test|predict -c configs/X.yaml ...     (LightningCLI)
 
 Tools get their flags from their function signatures and docstrings (jsonargparse), so the CLI never
@@ -29,6 +30,7 @@ _TOOLS: dict[str, str] = {
     "evaluate": "lightning_modules.generation.evaluate:evaluate",
     "finetune": "lightning_modules.generation.finetune:finetune",
     "demo": "lightning_modules.generation.demo:demo",
+    "export": "lightning_modules.generation.export:export",
 }
 """Each tool's function (``module:name``), imported only when that tool runs."""
 TOOL_NAMES = tuple(_TOOLS)

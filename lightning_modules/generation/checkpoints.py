@@ -102,15 +102,20 @@ def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu
     return module.to(device).eval()
 
 
-def export_checkpoint(source: str | Path, target: str | Path, card: dict | None = None) -> Path:
+def export_checkpoint(
+    source: str | Path, target: str | Path, card: dict | None = None, stage: Stage | None = None
+) -> Path:
     """Write ``source``'s weights and hyperparameters to ``target`` with the stage header (atomic).
 
     ``card`` (data, command, metrics, licence) is stored in the header too, so the facts travel with the
-    weights.
+    weights. ``stage``, when given, must be the checkpoint's.
     """
     source, target = Path(source), Path(target)
     checkpoint = _read(source)
-    stage = checkpoint_stage(checkpoint, source)
+    found = checkpoint_stage(checkpoint, source)
+    if stage is not None and found != stage:
+        raise CheckpointError(f"{source}: is a {found} checkpoint, not {stage}")
+    stage = found
     slim = {
         key: checkpoint[key]
         for key in ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step")
