@@ -300,11 +300,17 @@ class TalkingFacePipeline:
             plan.face.close()
 
 
+_CONTAINERS = (".mp4", ".mov", ".mkv", ".m4v")
+"""Containers that hold H.264 video with AAC audio."""
+
+
 def _check_writable(out: Path) -> None:
     """Fail before any work when ``out`` cannot be written (missing or read-only folder, a folder name)."""
     import os
 
     folder = out.parent if str(out.parent) else Path(".")
+    if out.suffix.lower() not in _CONTAINERS:
+        raise OSError(f"{out}: give a video file name ending in {' or '.join(_CONTAINERS)}")
     if out.is_dir():
         raise OSError(f"{out}: is a folder; give a file name such as {out / 'out.mp4'}")
     if not folder.is_dir():

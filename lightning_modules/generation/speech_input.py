@@ -14,7 +14,7 @@ Three modes from the user's inputs:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -119,6 +119,7 @@ def prepare_speech(
     if audio is None:
         timing, speech = timing_from_tts(text, find_voice(voice))
         samples = _resample(speech.audio, speech.sample_rate)
+        timing = replace(timing, num_frames=timebase.num_frames_for(samples.size))  # the resampler rounds up
         return SpeechInput(samples, timing.num_frames, timing.frame_ids(), "text", notes)
     samples = _load_speech(audio)
     num_frames = timebase.num_frames_for(samples.size)
