@@ -25,6 +25,7 @@ def generate(
     mouth_scale: float = 1.0,
     smoothing: int = 5,
     chunk_frames: int = 50,
+    max_temporal_mask: float = 0.6,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
@@ -46,12 +47,16 @@ def generate(
         mouth_scale: scales the mouth's motion (1 = as predicted).
         smoothing: landmark smoothing window in frames for a video (1 = none).
         chunk_frames: frames generated at a time (memory is bounded by it, not by the length).
+        max_temporal_mask: cap on the share of each frame warped from the previous one: lower is sharper,
+            higher smoother, 1 = as trained (see ``TalkingFacePipeline``).
         seed: the random head motion and blinks follow from it.
         progress: show progress bars.
     """
     from lightning_modules.generation.pipeline import TalkingFacePipeline
 
-    pipeline = TalkingFacePipeline.from_checkpoints(landmarks_checkpoint, face2vid_checkpoint, device)
+    pipeline = TalkingFacePipeline.from_checkpoints(
+        landmarks_checkpoint, face2vid_checkpoint, device, max_temporal_mask
+    )
     if size is not None and size != pipeline.size:
         raise ValueError(
             f"size {size} asked for, but the Face2Vid checkpoint makes {pipeline.size}-px crops: pass a "
