@@ -1,0 +1,191 @@
+"""Lip sync measured with no downloaded weights: the project's own detector re-run on a (generated) video.
+
+A video's frames go through ``datamodules.faces.detector.track_landmarks`` (dlib, as in preprocessing and
+``face_input``); its mouth is then judged three ways:
+
+- ``mouth_lmd``: the detected mouth against the mouth it should have (the driving landmarks Face2Vid was
+  given, or the real video's), mean distance over the 20 mouth points in crop pixels
+  (``MouthLandmarkDistance`` in the face-normalised frame, so crops of any size compare);
+- ``opening_sync``: the mouth opening (``datamodules.faces.mouth.mouth_opening``, face-normalised:
+  inter-ocular units) against the speech envelope (``speech_envelope``: RMS of each frame's samples),
+  Pearson correlation at lag 0 and the lag of the best correlation within +-``max_lag`` frames (an
+  audio-video offset shows there);
+- ``rest_opening``: the mean opening in pauses and in speech (``speech_input.voice_activity``): a mouth that
+  keeps moving in pauses, the classic complaint, has a pause/speech ratio near 1.
+
+``lip_sync`` gathers the measures that need no ground truth (any video with its speech). All landmarks are
+[T, 68, 2] float32, ``found`` [T] bool (frames where the detector found the face; the rest are ignored).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from datamodules import timebase
+from datamodules.faces.alignment import (
+    estimate_crop_transform,
+    face_normalise,
+    pixels_per_unit,
+    transform_points,
+)
+from datamodules.faces.mouth import mouth_opening, mouth_points
+
+__all__ = [
+    "LIP_SYNC_KEYS",
+    "detect_landmarks",
+    "face_opening",
+    "lip_sync",
+    "mouth_lmd",
+    "opening_sync",
+    "rest_opening",
+    "speech_envelope",
+]
+
+_WHERE = "lightning_modules/generation/lip_sync.py"
+LIP_SYNC_KEYS = ("face_found", "opening_corr", "best_lag", "pause_opening", "speech_opening", "pause_ratio")
+"""What ``lip_sync`` returns, in order."""
+_MIN_FRAMES = 3
+"""Fewer found frames than this give NaN: no correlation or mean worth reporting."""
+
+
+@functools.cache
+def _detector():
+    from datamodules.faces.detector import make_detector
+
+    return make_detector("dlib", upsample=1)  # faces >= ~40 px: 128-px crops included
+
+
+def detect_landmarks(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """68 landmarks [T, 68, 2] (image pixels) and ``found`` [T] of RGB uint8 frames [H, W, 3] (streamed)."""
+    from datamodules.faces.detector import track_landmarks
+
+    return track_landmarks(frames, _detector())
+
+
+def _normalised_mouth(landmarks: np.ndarray, crop_size: int | None) -> np.ndarray:
+    """Mouth [T, 20, 2] face-normalised: through each frame's own alignment when ``crop_size`` is None
+    (landmarks in image pixels), else taken as crop pixels of a ``crop_size`` crop."""
+    landmarks = np.asarray(landmarks, np.float64)
+    if crop_size is None:
+        crop_size = 128  # any side: the normalised frame does not depend on it
+        landmarks = transform_points(landmarks, estimate_crop_transform(landmarks, crop_size))
+    return face_normalise(mouth_points(landmarks), crop_size)
+
+
+def face_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Mouth opening [T] of landmarks [T, 68, 2] in image pixels, in inter-ocular units (size-free)."""
+    return mouth_opening(_normalised_mouth(landmarks, None))
+
+
+def mouth_lmd(
+    detected: np.ndarray,
+    target: np.ndarray,
+    found: np.ndarray,
+    crop_size: int,
+    target_crop_size: int | None = None,
+    report_size: int = 128,
+) -> float:
+    """Mean mouth distance in pixels of a ``report_size`` crop over the ``found`` frames (NaN if none).
+
+    detected: [T, 68, 2] crop pixels of a ``crop_size`` crop; target: [T, 68, 2] crop pixels of a
+    ``target_crop_size`` crop (default ``crop_size``).
+    """
+    from lightning_modules.metrics import MouthLandmarkDistance
+
+    if detected.shape != target.shape or len(found) != len(detected):
+        raise ValueError(
+            f"{_WHERE}: mouth_lmd wants detected and target [T, 68, 2] and found [T], got "
+            f"{detected.shape}, {target.shape} and {np.shape(found)}"
+        )
+    metric = MouthLandmarkDistance()
+    metric.update(
+        torch.from_numpy(_normalised_mouth(detected, crop_size))[None].float(),
+        torch.from_numpy(_normalised_mouth(target, target_crop_size or crop_size))[None].float(),
+        torch.from_numpy(np.asarray(found, bool))[None],
+        torch.tensor([pixels_per_unit(report_size)]),
+    )
+    return float(metric.compute())
+
+
+def speech_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """RMS [num_frames] of each video frame's ``timebase.SAMPLES_PER_FRAME`` samples (zero-padded)."""
+    hop = timebase.SAMPLES_PER_FRAME
+    audio = np.asarray(audio, np.float64)
+    padded = np.pad(audio, (0, max(num_frames * hop - audio.size, 0)))[: num_frames * hop]
+    return np.sqrt(np.square(padded.reshape(num_frames, hop)).mean(axis=1))
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; 0 when either side is constant (a mouth that never moves follows nothing)."""
+    if len(x) < _MIN_FRAMES:
+        return float("nan")
+    x, y = x - x.mean(), y - y.mean()
+    scale = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / scale) if scale > 1e-12 else 0.0
+
+
+def opening_sync(
+    opening: np.ndarray, envelope: np.ndarray, found: np.ndarray, max_lag: int = 5
+) -> tuple[float, float]:
+    """(correlation of ``opening`` [T] with ``envelope`` [T] at lag 0, the lag in [-max_lag, max_lag] frames
+    where it is highest; NaN when no lag correlates positively). Lag L pairs opening[t] with
+    envelope[t - L]: L > 0 means the mouth moves after the sound. Only frames where ``found`` count."""
+    if not len(opening) == len(envelope) == len(found):
+        raise ValueError(
+            f"{_WHERE}: opening {len(opening)}, envelope {len(envelope)} and found {len(found)} frames differ"
+        )
+    found = np.asarray(found, bool)
+
+    def at(lag: int) -> float:
+        t = np.arange(max(lag, 0), len(opening) + min(lag, 0))
+        keep = t[found[t]]
+        return _correlation(opening[keep], envelope[keep - lag])
+
+    lags = range(-max_lag, max_lag + 1)
+    scores = np.array([at(lag) for lag in lags])
+    best = float(lags[int(np.nanargmax(scores))]) if np.nanmax(scores, initial=0.0) > 0 else float("nan")
+    return at(0), best
+
+
+def rest_opening(opening: np.ndarray, voiced: np.ndarray, found: np.ndarray) -> tuple[float, float]:
+    """(mean opening in pauses, mean opening in speech) over found frames; NaN where too few frames."""
+
+    def mean(where: np.ndarray) -> float:
+        where = where & found
+        return float(opening[where].mean()) if where.sum() >= _MIN_FRAMES else float("nan")
+
+    voiced = np.asarray(voiced, bool)
+    return mean(~voiced), mean(voiced)
+
+
+def lip_sync(
+    landmarks: np.ndarray, found: np.ndarray, audio: np.ndarray, max_lag: int = 5
+) -> dict[str, float]:
+    """The lip-sync measures that need no ground truth, for landmarks [T, 68, 2] (image pixels) detected on
+    a video whose speech is ``audio`` (mono at ``timebase.SAMPLE_RATE``).
+
+    Keys: ``face_found`` (fraction of frames), ``opening_corr`` and ``best_lag`` (``opening_sync``),
+    ``pause_opening`` and ``speech_opening`` (``rest_opening``, inter-ocular units) and ``pause_ratio``
+    (pause / speech: lower means a mouth that rests when nobody speaks).
+    """
+    from lightning_modules.generation.speech_input import voice_activity
+
+    found = np.asarray(found, bool)
+    num_frames = len(found)
+    if not found.any():  # no face anywhere: nothing to measure (and no landmarks to normalise)
+        return dict.fromkeys(LIP_SYNC_KEYS, float("nan")) | {"face_found": 0.0}
+    opening = face_opening(landmarks)
+    correlation, lag = opening_sync(opening, speech_envelope(audio, num_frames), found, max_lag)
+    pause, speech = rest_opening(opening, voice_activity(audio, num_frames), found)
+    return {
+        "face_found": float(found.mean()),
+        "opening_corr": correlation,
+        "best_lag": lag,
+        "pause_opening": pause,
+        "speech_opening": speech,
+        "pause_ratio": pause / speech if speech > 0 else float("nan"),
+    }
