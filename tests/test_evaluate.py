@@ -16,7 +16,8 @@ import pytest
 from generation_media import save_checkpoint, tiny_face2vid
 
 from datamodules import timebase
-from lightning_modules.generation.lip_sync import mouth_lmd, opening_sync, rest_opening, speech_envelope
+from lightning_modules.generation.lip_sync import mouth_lmd, opening_sync, rest_opening
+from lightning_modules.generation.speech_input import speech_envelope
 
 
 def _tiny_landmarks():

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from datamodules import timebase
 from datamodules.faces.alignment import (
     estimate_crop_transform,
     face_normalise,
@@ -42,7 +41,6 @@ __all__ = [
     "mouth_lmd",
     "opening_sync",
     "rest_opening",
-    "speech_envelope",
 ]
 
 _WHERE = "lightning_modules/generation/lip_sync.py"
@@ -111,14 +109,6 @@ def mouth_lmd(
     return float(metric.compute())
 
 
-def speech_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
-    """RMS [num_frames] of each video frame's ``timebase.SAMPLES_PER_FRAME`` samples (zero-padded)."""
-    hop = timebase.SAMPLES_PER_FRAME
-    audio = np.asarray(audio, np.float64)
-    padded = np.pad(audio, (0, max(num_frames * hop - audio.size, 0)))[: num_frames * hop]
-    return np.sqrt(np.square(padded.reshape(num_frames, hop)).mean(axis=1))
-
-
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation; 0 when either side is constant (a mouth that never moves follows nothing)."""
     if len(x) < _MIN_FRAMES:
@@ -172,7 +162,7 @@ def lip_sync(
     ``pause_opening`` and ``speech_opening`` (``rest_opening``, inter-ocular units) and ``pause_ratio``
     (pause / speech: lower means a mouth that rests when nobody speaks).
     """
-    from lightning_modules.generation.speech_input import voice_activity
+    from lightning_modules.generation.speech_input import speech_envelope, voice_activity
 
     found = np.asarray(found, bool)
     num_frames = len(found)

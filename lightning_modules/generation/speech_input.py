@@ -22,7 +22,7 @@ import numpy as np
 
 from datamodules import timebase
 
-__all__ = ["SpeechInput", "find_voice", "prepare_speech", "voice_activity"]
+__all__ = ["SpeechInput", "find_voice", "prepare_speech", "speech_envelope", "voice_activity"]
 
 _WHERE = "lightning_modules/generation/speech_input.py"
 Mode = Literal["audio", "text", "both"]
@@ -145,6 +145,14 @@ def _resample(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return librosa.resample(audio, orig_sr=sample_rate, target_sr=timebase.SAMPLE_RATE).astype(np.float32)
 
 
+def speech_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """RMS [num_frames] of each video frame's ``timebase.SAMPLES_PER_FRAME`` samples (zero-padded)."""
+    hop = timebase.SAMPLES_PER_FRAME
+    audio = np.asarray(audio, np.float64)
+    padded = np.pad(audio, (0, max(num_frames * hop - audio.size, 0)))[: num_frames * hop]
+    return np.sqrt(np.square(padded.reshape(num_frames, hop)).mean(axis=1))
+
+
 def voice_activity(
     audio: np.ndarray, num_frames: int, floor_db: float = -35.0, min_pause: float = 0.2
 ) -> np.ndarray:
@@ -154,11 +162,7 @@ def voice_activity(
     percentile, so one click does not set the scale); pauses shorter than ``min_pause`` seconds (gaps
     between words, stop closures) count as speech, so the mouth does not snap shut mid-sentence.
     """
-    audio = np.asarray(audio, np.float32)
-    hop = timebase.SAMPLES_PER_FRAME
-    padded = np.pad(audio, (0, max(num_frames * hop - audio.size, 0)))[: num_frames * hop]
-    energy = np.square(padded.reshape(num_frames, hop), dtype=np.float64).mean(axis=1)
-    level_db = 10 * np.log10(energy + 1e-12)
+    level_db = 20 * np.log10(speech_envelope(audio, num_frames) + 1e-6)
     loud = np.percentile(level_db, 95)
     voiced = (level_db > loud + floor_db) & (level_db > 10 * np.log10(SILENT_RMS**2))
     shortest = round(min_pause * timebase.FPS)
