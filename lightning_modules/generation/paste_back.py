@@ -46,11 +46,12 @@ def _colour_match(generated: np.ndarray, original: np.ndarray, mask: np.ndarray)
     seam = ((mask > 0.02) & (mask < 0.98)).astype(np.float32)
     if seam.sum() < 8:
         return generated
-    sigma = mask.shape[0] / 8.0
-    difference = (original - generated) * seam[..., None]
-    weight = cv2.GaussianBlur(seam, (0, 0), sigma)[..., None]
-    spread = cv2.GaussianBlur(difference, (0, 0), sigma) / np.maximum(weight, 1e-3)
-    return generated + spread
+    size = mask.shape[0]
+    small = (max(size // 4, 8),) * 2  # a smooth field: computed at a quarter of the size, 10x cheaper
+    difference = cv2.resize((original - generated) * seam[..., None], small, interpolation=cv2.INTER_AREA)
+    weight = cv2.GaussianBlur(cv2.resize(seam, small, interpolation=cv2.INTER_AREA), (0, 0), small[0] / 8)
+    spread = cv2.GaussianBlur(difference, (0, 0), small[0] / 8) / np.maximum(weight, 1e-3)[..., None]
+    return generated + cv2.resize(spread, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def paste_face(
@@ -71,7 +72,13 @@ def paste_face(
     if colour_match:
         generated = _colour_match(generated, original.astype(np.float32), mask)
     height, width = frame.shape[:2]
-    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64) - 0.5
+    rows, columns = np.nonzero(mask)
+    if rows.size == 0:
+        return frame.copy()
+    corners = np.array(
+        [[columns.min(), rows.min()], [columns.max(), rows.min()], [columns.min(), rows.max()],
+         [columns.max(), rows.max()]], np.float64
+    )  # fmt: skip
     inverse = cv2.invertAffineTransform(transform)
     spots = corners @ inverse[:, :2].T + inverse[:, 2]
     x0, y0 = np.maximum(np.floor(spots.min(0)).astype(int) - 1, 0)
@@ -88,7 +95,6 @@ def paste_face(
     alpha = cv2.warpAffine(mask, shifted, box, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     out = frame.copy()
     region = out[y0:y1, x0:x1]
-    inside = alpha > 0
-    blend = alpha[..., None] * face + (1 - alpha[..., None]) * region.astype(np.float32)
-    region[inside] = np.clip(np.round(blend[inside]), 0, 255).astype(np.uint8)
+    alpha = alpha[..., None]  # where it is 0 the blend is the frame's own value exactly (1 * x + 0 * y)
+    region[...] = np.clip(np.rint(alpha * face + (1 - alpha) * region), 0, 255).astype(np.uint8)
     return out
