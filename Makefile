@@ -47,7 +47,7 @@ checkpoints: install
 		$(BIN)/talking-face test -c configs/shipped_$$stage.yaml \
 			--ckpt_path $(SHIPPED)/$$stage/checkpoints/last.ckpt && \
 		$(BIN)/talking-face export --stage $$stage --checkpoint $(SHIPPED)/$$stage/checkpoints/last.ckpt \
-			--config configs/shipped_$$stage.yaml --log_dir $(SHIPPED)/$$stage || exit 1; \
+			--config_file configs/shipped_$$stage.yaml --log_dir $(SHIPPED)/$$stage || exit 1; \
 	done
 
 test: install

@@ -37,7 +37,7 @@ def test_metrics(log_dir: str | Path) -> dict[str, float]:
 def export(
     checkpoint: str,
     stage: Literal["landmarks", "face2vid"],
-    config: str,
+    config_file: str,
     log_dir: str,
     data: str = "built-in corpus: talking-face synth --speakers 12 --utterances 24 --seed 0",
     out: str | None = None,
@@ -47,7 +47,7 @@ def export(
     Args:
         checkpoint: the training checkpoint (e.g. ``outputs/shipped/face2vid/checkpoints/last.ckpt``).
         stage: ``landmarks`` or ``face2vid``.
-        config: the config the run was trained with (its text is stored).
+        config_file: the config the run was trained with (its text is stored).
         log_dir: where the run's test metrics were logged (CSV).
         data: what it was trained on.
         out: target file (default: the package's ``shipped/<stage>.ckpt``).
@@ -55,9 +55,9 @@ def export(
     card = {
         "stage": stage,
         "data": data,
-        "config": config,
-        "config_text": Path(config).read_text(),
-        "command": f"talking-face fit -c {config}",
+        "config": config_file,
+        "config_text": Path(config_file).read_text(),
+        "command": f"talking-face fit -c {config_file}",
         "test_metrics": test_metrics(log_dir),
         "licence": "MIT; trained by the project on its own synthetic corpus (public-domain and MIT photos)",
     }
