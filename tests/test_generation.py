@@ -283,6 +283,8 @@ def test_unwritable_outputs_fail_before_any_work(pipeline, media, tmp_path, monk
     assert not (tmp_path / "missing").exists()
     with pytest.raises(OSError, match="is a folder"):
         pipeline.write(tmp_path, media["photo"], media["wav16"])
+    with pytest.raises(OSError, match="ending in .mp4"):
+        pipeline.write(tmp_path / "result", media["photo"], media["wav16"])
 
 
 def _must_not_run(*args, **kwargs):

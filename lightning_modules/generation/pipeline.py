@@ -329,10 +329,10 @@ def _check_writable(out: Path) -> None:
     import os
 
     folder = out.parent if str(out.parent) else Path(".")
-    if out.suffix.lower() not in _CONTAINERS:
-        raise OSError(f"{out}: give a video file name ending in {' or '.join(_CONTAINERS)}")
     if out.is_dir():
         raise OSError(f"{out}: is a folder; give a file name such as {out / 'out.mp4'}")
+    if out.suffix.lower() not in _CONTAINERS:
+        raise OSError(f"{out}: give a video file name ending in {' or '.join(_CONTAINERS)}")
     if not folder.is_dir():
         raise OSError(f"{out}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
