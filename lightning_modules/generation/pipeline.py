@@ -73,11 +73,6 @@ class Plan:
     def num_frames(self) -> int:
         return len(self.driving)
 
-    def output_size(self) -> tuple[int, int]:
-        """(width, height) of the output video: the face input's own."""
-        height, width = self.face.frames.shape[1:3]
-        return width, height
-
 
 @dataclass
 class RenderedChunk:
@@ -179,7 +174,12 @@ class TalkingFacePipeline:
             smoothing: landmark smoothing window (frames) for a clip; 1 = none.
             seed: the random head motion and blinks follow from it.
         """
-        from datamodules.faces.alignment import estimate_crop_transform, smooth_transforms, transform_points
+        from datamodules.faces.alignment import (
+            estimate_crop_transform,
+            smooth_transforms,
+            transform_points,
+            warp_to_crop,
+        )
         from lightning_modules.generation.motion import photo_motion, replace_mouth, rest_in_silence
 
         if mouth_scale < 0:
@@ -201,8 +201,6 @@ class TalkingFacePipeline:
         driving = replace_mouth(own, speaking, neutral)
         if track.kind == "photo":
             driving = photo_motion(driving, own_all[0], head_motion, blinks, seed)
-        from datamodules.faces.alignment import warp_to_crop
-
         reference_crop = warp_to_crop(track.frames[reference], transforms[reference], size)
         return Plan(
             speech=speech,
