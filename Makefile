@@ -11,15 +11,20 @@ export MPLBACKEND := Agg
 # idle OpenMP threads sleep instead of spinning: on a small shared CPU that is 6x faster (measured)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo demo-video train-tiny checkpoints test lint
+.PHONY: install lock demo demo-video train-tiny checkpoints test lint
 install: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml .ci/install.sh .ci/debian-packages.txt
+$(VENV)/.installed: pyproject.toml .ci/install.sh .ci/debian-packages.txt .ci/constraints.txt
 	bash .ci/install.sh
 	touch $@
 
+# Re-resolve pyproject.toml's ranges into .ci/constraints.txt (the exact versions installs use); review the
+# diff and run `make test` before committing it.
+lock:
+	bash .ci/lock.sh
+
 # A packaged real photo (matplotlib's Grace Hopper: never seen in training) says a sentence, with the shipped
 # checkpoints: outputs/demo.mp4.
-PHOTO = $(shell $(BIN)/python -c "from datamodules.synthetic.photos import packaged_photos as p; \
+PHOTO = $(shell $(BIN)/python -c "from talking_face.datamodules.synthetic.photos import packaged_photos as p; \
 	print({x.name: x for x in p()}['grace_hopper'].file())" 2>/dev/null)
 demo: install
 	$(MAKE) --no-print-directory demo-video
@@ -36,7 +41,7 @@ train-tiny: install
 	$(BIN)/talking-face test -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache \
 		--ckpt_path outputs/landmarks_tiny/checkpoints/last.ckpt
 
-# The recipe of the checkpoints in lightning_modules/generation/shipped/ (about 1.5 h on 2 CPU cores, minutes
+# The recipe of the checkpoints in talking_face/generation/shipped/ (about 1.5 h on 2 CPU cores, minutes
 # on a GPU): corpus, cache, both fits, their tests, export with the measured metrics in each header.
 SHIPPED = outputs/shipped
 checkpoints: install
@@ -47,7 +52,8 @@ checkpoints: install
 		$(BIN)/talking-face test -c configs/shipped_$$stage.yaml \
 			--ckpt_path $(SHIPPED)/$$stage/checkpoints/last.ckpt && \
 		$(BIN)/talking-face export --stage $$stage --checkpoint $(SHIPPED)/$$stage/checkpoints/last.ckpt \
-			--config_file configs/shipped_$$stage.yaml --log_dir $(SHIPPED)/$$stage || exit 1; \
+			--config_file configs/shipped_$$stage.yaml --log_dir $(SHIPPED)/$$stage \
+			--out talking_face/generation/shipped/$$stage.ckpt || exit 1; \
 	done
 
 test: install

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from datamodules import timebase
-from datamodules.cache import CachedUtterance, load_manifest
-from datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, OUTER_LIP
-from datamodules.faces.mouth import mouth_opening, mouth_points
+from talking_face.datamodules import timebase
+from talking_face.datamodules.cache import CachedUtterance, load_manifest
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, OUTER_LIP
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
+from talking_face.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -362,14 +363,15 @@ def format_summary(summary: dict) -> str:
 def _pick_record(cache_dir: str | Path, utterance: str | None) -> CachedUtterance:
     records = load_manifest(cache_dir)
     if not records:
-        raise ValueError(f"{cache_dir}: the manifest lists no records")
+        raise InputError(f"{cache_dir}: the manifest lists no records")
     if utterance is None:
         return records[0]
     for record in records:
         if utterance in (record.utterance, f"{record.speaker}/{record.utterance}"):
             return record
-    raise ValueError(
-        f"{cache_dir}: no utterance {utterance!r} (e.g. {records[0].speaker}/{records[0].utterance})"
+    raise UsageError(
+        "utterance",
+        f"{cache_dir}: no utterance {utterance!r} (e.g. {records[0].speaker}/{records[0].utterance})",
     )
 
 

@@ -7,23 +7,27 @@ rate comes out as float32 mono at the pipeline's sample rate.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from datamodules import timebase
-from datamodules.atomic import atomic_path
+from talking_face.datamodules import timebase
+from talking_face.datamodules.atomic import atomic_path
+from talking_face.errors import InputError, InputWarning
 
 __all__ = [
-    "MediaError", "VideoInfo", "probe_video", "iter_video_frames", "read_video", "load_audio", "write_video",
+    "MediaError", "VideoInfo", "audio_codec_of", "probe_video", "iter_video_frames", "read_video",
+    "load_audio", "write_video",
 ]  # fmt: skip
 
 
-class MediaError(RuntimeError):
+class MediaError(InputError, RuntimeError):
     """A media file could not be read or written; the message names the file and the problem."""
 
 
@@ -56,8 +60,8 @@ def probe_video(path: str | Path) -> VideoInfo:
     reader = _frame_reader(path)
     try:
         meta = next(reader)
-    except (RuntimeError, OSError, StopIteration) as error:
-        raise MediaError(f"{path}: not a readable video ({error})") from error
+    except (RuntimeError, OSError, StopIteration) as error:  # ffmpeg's whole log is in the chained error
+        raise MediaError(f"{path}: not a readable video (ffmpeg cannot decode it)") from error
     finally:
         reader.close()
     width, height = meta["size"]
@@ -109,13 +113,38 @@ def load_audio(path: str | Path, sample_rate: int = timebase.SAMPLE_RATE) -> np.
     command = [_ffmpeg(), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1",
                "-ar", str(sample_rate), "-f", "f32le", "-"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=False)
+    complaints = result.stderr.decode(errors="replace").strip().splitlines()
     if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip().splitlines()
-        raise MediaError(f"{path}: audio cannot be decoded ({message[-1] if message else 'ffmpeg failed'})")
+        raise MediaError(
+            f"{path}: audio cannot be decoded ({complaints[-1] if complaints else 'ffmpeg failed'})"
+        )
     audio = np.frombuffer(result.stdout, np.float32)
     if audio.size == 0:
         raise MediaError(f"{path}: no audio stream or zero-length audio")
+    if complaints:  # decoded, with errors: a truncated or damaged file
+        warnings.warn(
+            f"{path}: the audio is damaged or ends early (ffmpeg: {complaints[-1].strip()}); using the "
+            f"{audio.size / sample_rate:.2f} s that decode",
+            InputWarning,
+            stacklevel=2,
+        )
     return audio.copy()
+
+
+_COPYABLE_AUDIO = {  # audio codecs each container takes as they are; any other is encoded to AAC
+    ".mp4": {"aac", "mp3", "alac"},
+    ".m4v": {"aac", "mp3", "alac"},
+    ".mov": {"aac", "mp3", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+    ".mkv": {"aac", "mp3", "alac", "flac", "opus", "vorbis", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+}
+
+
+def audio_codec_of(path: str | Path) -> str | None:
+    """The codec of the first audio stream of a media file (``aac``, ``mp3``, ``pcm_s16le``...), or None."""
+    result = subprocess.run([_ffmpeg(), "-nostdin", "-hide_banner", "-i", str(path)],
+                            capture_output=True, check=False)  # fmt: skip
+    match = re.search(r"Stream #\S+.*?: Audio: (\w+)", result.stderr.decode(errors="replace"))
+    return match.group(1) if match else None
 
 
 def write_video(
@@ -124,33 +153,42 @@ def write_video(
     fps: float = timebase.FPS,
     audio: np.ndarray | None = None,
     sample_rate: int = timebase.SAMPLE_RATE,
+    audio_file: str | Path | None = None,
 ) -> Path:
-    """Write RGB uint8 frames [H, W, 3] (and mono float audio) to a video file, atomically.
+    """Write RGB uint8 frames [H, W, 3] (and mono float audio, or ``audio_file``'s sound) to a video file,
+    atomically.
 
     The container picks the codecs: ``.mpg`` gets MPEG-1 video + MP2 audio (GRID's format), anything
     else H.264 + AAC (``.mp4``, playable everywhere). Frames are streamed to ffmpeg, never collected.
+    ``audio_file`` (instead of ``audio``) goes in as it came: its own sample rate and channels, its stream
+    copied where the container takes its codec, else encoded to AAC.
     """
     import imageio_ffmpeg
     import soundfile
 
     path = Path(path)
     mpeg1 = path.suffix.lower() in {".mpg", ".mpeg"}
-    codec, audio_codec = ("mpeg1video", "mp2") if mpeg1 else ("libx264", "aac")
+    codec, audio_codec_name = ("mpeg1video", "mp2") if mpeg1 else ("libx264", "aac")
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise MediaError(f"{path}: no frames to write")
     height, width = first.shape[:2]
     with atomic_path(path) as tmp_video, tempfile.TemporaryDirectory() as scratch:
-        audio_path = None
-        if audio is not None:  # ffmpeg muxes audio from a file: a scratch wav beside nothing of the user's
+        audio_path, audio_params = None, []
+        if audio_file is not None:
+            audio_path, audio_params = str(audio_file), ["-map", "0:v:0", "-map", "1:a:0"]
+            copyable = _COPYABLE_AUDIO.get(path.suffix.lower(), set())
+            audio_codec_name = "copy" if audio_codec_of(audio_file) in copyable else audio_codec_name
+        elif audio is not None:  # ffmpeg muxes audio from a file: a scratch wav beside nothing of the user's
             audio_path = str(Path(scratch) / "audio.wav")
             soundfile.write(audio_path, np.asarray(audio, np.float32), sample_rate)
         quality_params = ["-q:v", "3"] if mpeg1 else ["-crf", "18", "-preset", "fast"]
         writer = imageio_ffmpeg.write_frames(
             str(tmp_video), (width, height), fps=fps, codec=codec, quality=None, macro_block_size=1,
-            output_params=[*quality_params, "-movflags", "+faststart"] if not mpeg1 else quality_params,
-            audio_path=audio_path, audio_codec=audio_codec if audio_path else None, ffmpeg_log_level="error",
+            output_params=[*quality_params, *audio_params, *([] if mpeg1 else ["-movflags", "+faststart"])],
+            audio_path=audio_path, audio_codec=audio_codec_name if audio_path else None,
+            ffmpeg_log_level="error",
         )  # fmt: skip
         writer.send(None)
         try:

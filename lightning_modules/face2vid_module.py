@@ -61,12 +61,12 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
-from lightning_modules.eval_mode import eval_mode
-from lightning_modules.networks.discriminator import MultiScaleDiscriminator
-from lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
-from lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
-from lightning_modules.networks.warp import landmark_flow, warp
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
+from talking_face.lightning_modules.eval_mode import eval_mode
+from talking_face.lightning_modules.networks.discriminator import MultiScaleDiscriminator
+from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
+from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
+from talking_face.lightning_modules.networks.warp import landmark_flow, warp
 
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
@@ -195,7 +195,7 @@ def frame_difference_energy(frames: Tensor) -> Tensor:
 
 @functools.cache
 def _default_detector():
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector("dlib")
 
@@ -563,13 +563,7 @@ class Face2VidModule(L.LightningModule):
         if weight == 0:
             return None
         if path is None or not Path(path).is_file():
-            rank_zero_info(
-                f"Face2Vid: perceptual loss is OFF (no local VGG19 weights"
-                f"{'' if path is None else f' at {path}'}; set model.perceptual_weights to a torchvision "
-                "VGG19 state dict on disk to use it; nothing is downloaded)"
-            )
-            return None
-        rank_zero_info(f"Face2Vid: perceptual loss on, VGG19 weights from {path}")
+            return None  # said when training starts (``setup``): loading for inference needs no notice
         return _VGGFeatures(Path(path))
 
     @staticmethod
@@ -599,6 +593,14 @@ class Face2VidModule(L.LightningModule):
         passes, each leaving the other's parameters unused, so plain ``--trainer.strategy ddp`` works."""
         from lightning.pytorch.strategies import DDPStrategy
 
+        if stage == "fit":
+            weights_path = self.hparams.perceptual_weights
+            rank_zero_info(
+                f"Face2Vid: perceptual loss on, VGG19 weights from {weights_path}"
+                if self.perceptual is not None
+                else "Face2Vid: perceptual loss is OFF (no local VGG19 weights; set model.perceptual_weights "
+                "to a torchvision VGG19 state dict on disk to use it; nothing is downloaded)"
+            )
         strategy = self.trainer.strategy
         if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters"):
             # DDPStrategy reads its kwargs when it wraps the model, which happens after this hook

@@ -22,12 +22,13 @@ from generation_media import (
     write_speech,
 )
 
-from datamodules import timebase
-from datamodules.faces.mouth import mouth_opening, mouth_points, neutral_mouth
-from datamodules.media import load_audio, probe_video, read_video
-from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
-from lightning_modules.generation.paste_back import face_mask, paste_face
-from lightning_modules.generation.pipeline import TalkingFacePipeline, pingpong_indices
+from talking_face.datamodules import timebase
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points, neutral_mouth
+from talking_face.datamodules.media import load_audio, probe_video, read_video
+from talking_face.errors import UsageError
+from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+from talking_face.generation.paste_back import face_mask, paste_face
+from talking_face.generation.pipeline import TalkingFacePipeline, pingpong_indices
 
 PAUSE_SECONDS = 1.0
 MARGIN = 1
@@ -276,15 +277,19 @@ def test_a_failure_mid_write_leaves_nothing_behind(pipeline, media, tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_outputs_fail_before_any_work(pipeline, media, tmp_path, monkeypatch):
+def test_bad_outputs_fail_before_any_work_and_missing_folders_are_made(
+    pipeline, media, tmp_path, monkeypatch
+):
     monkeypatch.setattr(pipeline, "prepare", _must_not_run)
-    with pytest.raises(OSError, match="missing.*does not exist"):
-        pipeline.write(tmp_path / "missing" / "out.mp4", media["photo"], media["wav16"])
-    assert not (tmp_path / "missing").exists()
-    with pytest.raises(OSError, match="is a folder"):
+    with pytest.raises(UsageError, match="--out: .*is a folder"):
         pipeline.write(tmp_path, media["photo"], media["wav16"])
-    with pytest.raises(OSError, match="ending in .mp4"):
+    with pytest.raises(UsageError, match="--out: .*ending in .mp4"):
         pipeline.write(tmp_path / "result", media["photo"], media["wav16"])
+    with pytest.raises(UsageError, match="--out: .*is the --face input"):  # dubbing over the user's own clip
+        pipeline.write(media["clip25"], media["clip25"], media["wav16"])
+    with pytest.raises(AssertionError, match="work started"):  # the folders are made, then the work starts
+        pipeline.write(tmp_path / "missing" / "deeper" / "out.mp4", media["photo"], media["wav16"])
+    assert (tmp_path / "missing" / "deeper").is_dir()
 
 
 def _must_not_run(*args, **kwargs):
@@ -295,7 +300,7 @@ def _must_not_run(*args, **kwargs):
 
 
 def test_generate_command_with_dashes_and_underscores(media, tmp_path, capsys):
-    from lightning_modules.cli import main
+    from talking_face.cli import main
 
     face2vid = save_checkpoint(tiny_face2vid(seed=1), tmp_path / "face2vid.ckpt")
     out = tmp_path / "said.mp4"

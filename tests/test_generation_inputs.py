@@ -27,16 +27,17 @@ from generation_media import (
     write_speech,
 )
 
-from datamodules.media import MediaError
-from lightning_modules.generation.checkpoints import (
+from talking_face.datamodules.media import MediaError
+from talking_face.errors import UsageError
+from talking_face.generation.checkpoints import (
     FORMAT_VERSION,
     CheckpointError,
     export_checkpoint,
     load_stage,
     shipped_checkpoint,
 )
-from lightning_modules.generation.face_input import FaceError, load_face
-from lightning_modules.generation.speech_input import find_voice, prepare_speech
+from talking_face.generation.face_input import FaceError, load_face
+from talking_face.generation.speech_input import find_voice, prepare_speech
 
 
 def _save_image(path: Path, image: np.ndarray) -> Path:
@@ -160,8 +161,8 @@ def test_text_that_does_not_match_the_speech_warns_and_falls_back_to_audio(tmp_p
 def test_text_only_frames_cover_every_resampled_sample(monkeypatch):
     """A 32 kHz voice (festival's HTS) speaking 1280 k + 1 samples: 16 kHz speech of 640 k + 1 samples (the
     resampler rounds up) needs k + 1 frames, though the engine's duration rounds to 640 k samples."""
-    from datamodules.segments import Segment
-    from datamodules.synthetic import tts
+    from talking_face.datamodules.segments import Segment
+    from talking_face.datamodules.synthetic import tts
 
     samples = 1280 * 30 + 1
     fake = tts.Speech(np.full(samples, 0.1, np.float32), 32_000, [Segment("B", 0.0, samples / 32_000)], [])
@@ -229,9 +230,11 @@ def test_a_newer_format_is_refused_and_an_export_loads(face2vid_checkpoint, tmp_
 
 
 def test_generate_refuses_a_size_its_checkpoint_does_not_make(face2vid_checkpoint, tmp_path):
-    from lightning_modules.generation.generate import generate
+    from talking_face.generation.generate import generate
 
-    with pytest.raises(ValueError, match="size 256 asked for, but the Face2Vid checkpoint makes 64-px crops"):
+    with pytest.raises(
+        UsageError, match="--size: 256 asked for, but the Face2Vid checkpoint makes 64-px crops"
+    ):
         generate(
             str(photo_file()),
             str(tmp_path / "out.mp4"),
@@ -240,3 +243,38 @@ def test_generate_refuses_a_size_its_checkpoint_does_not_make(face2vid_checkpoin
             size=256,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_audio_that_ends_early_is_warned_about_and_used(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from talking_face.datamodules.media import load_audio
+    from talking_face.errors import InputWarning
+
+    whole = tmp_path / "speech.mp3"
+    wav = write_speech(tmp_path / "speech.wav", spoken())
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(wav), str(whole)], check=True)
+    data = whole.read_bytes()
+    half = len(data) // 2
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[:half] + bytes(300) + data[half + 300 : len(data) * 7 // 10])  # damaged, then cut
+    with pytest.warns(InputWarning, match=r"cut\.mp3: the audio is damaged or ends early"):
+        audio = load_audio(cut)
+    assert 0 < audio.size < load_audio(whole).size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the whole file decodes without a word
+        load_audio(whole)
+
+
+def test_a_photo_larger_than_the_render_cap_is_shrunk_with_a_notice(tmp_path):
+    import cv2
+
+    from talking_face.errors import InputWarning
+
+    large = cv2.resize(np.asarray(framed()), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 1440 px wide
+    path = _save_image(tmp_path / "large.png", large)
+    with pytest.warns(InputWarning, match=r"large\.png: 1440x1152 px, scaled down to 1024x819"):
+        track = load_face(path, 1)
+    assert max(track.frames.shape[1:3]) == 1024

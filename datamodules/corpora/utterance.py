@@ -10,14 +10,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.segments import Segment
+from talking_face.datamodules.segments import Segment
+from talking_face.errors import InputError
 
 SILENCE_WORDS = frozenset({"sil", "sp"})
 GRID_TIME_UNIT = 25_000.0
 """GRID .align times count 1/25000 s."""
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError, ValueError):
     """A corpus file is missing or malformed; the message names the file and the problem."""
 
 

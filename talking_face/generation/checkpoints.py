@@ -12,12 +12,14 @@ that do not fit the network fails before anything is generated, naming the file.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from datamodules.atomic import atomic_path
+from talking_face.datamodules.atomic import atomic_path
+from talking_face.errors import InputError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -37,7 +39,7 @@ SHIPPED_DIR = Path(__file__).parent / "shipped"
 _STAGE_PREFIX: dict[str, Stage] = {"net.": "landmarks", "generator.": "face2vid"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A checkpoint cannot be used here; the message names the file and why."""
 
 
@@ -84,7 +86,7 @@ def checkpoint_stage(checkpoint: dict, path: Path) -> Stage:
 
 def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu"):
     """Load the ``LandmarkModule`` or ``Face2VidModule`` in ``path``, in eval mode on ``device``."""
-    from lightning_modules import Face2VidModule, LandmarkModule
+    from talking_face.lightning_modules import Face2VidModule, LandmarkModule
 
     path = Path(path)
     checkpoint = _read(path)
@@ -92,8 +94,15 @@ def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu
     if found != stage:
         raise CheckpointError(f"{path}: is a {found} checkpoint, but a {stage} checkpoint is needed here")
     module_class = LandmarkModule if stage == "landmarks" else Face2VidModule
+    # LightningCLI records the class path it trained (``lightning_modules.X`` before the talking_face root):
+    # the stage is known, so build that class from the hyperparameters whatever path was recorded
+    for key in ("_class_path", "_instantiator"):
+        checkpoint.get("hyper_parameters", {}).pop(key, None)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    buffer.seek(0)
     try:
-        module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+        module = module_class.load_from_checkpoint(buffer, map_location="cpu", weights_only=False)
     except (RuntimeError, TypeError, KeyError) as error:
         raise CheckpointError(
             f"{path}: does not fit this version's {module_class.__name__} (trained with another version?): "

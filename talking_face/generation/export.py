@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from lightning_modules.generation.checkpoints import SHIPPED_DIR, export_checkpoint
+from talking_face.errors import InputError, UsageError
+from talking_face.generation.checkpoints import export_checkpoint
 
 __all__ = ["export", "test_metrics"]
 
@@ -31,7 +32,7 @@ def test_metrics(log_dir: str | Path) -> dict[str, float]:
         }
         if found:
             return found
-    raise FileNotFoundError(f"{log_dir}: no metrics.csv with test/* metrics; run `talking-face test` first")
+    raise InputError(f"{log_dir}: no metrics.csv with test/* metrics; run `talking-face test` first")
 
 
 def export(
@@ -39,19 +40,28 @@ def export(
     stage: Literal["landmarks", "face2vid"],
     config_file: str,
     log_dir: str,
+    out: str,
     data: str = "built-in corpus: talking-face synth --speakers 12 --utterances 24 --seed 0",
-    out: str | None = None,
 ) -> Path:
-    """Write ``checkpoint`` as the shipped ``stage`` checkpoint with its card in the header.
+    """Write ``checkpoint`` as a slim ``stage`` checkpoint with its card in the header, to ``out``.
 
     Args:
         checkpoint: the training checkpoint (e.g. ``outputs/shipped/face2vid/checkpoints/last.ckpt``).
         stage: ``landmarks`` or ``face2vid``.
-        config_file: the config the run was trained with (its text is stored).
+        config_file: the config the run was trained with, a path or a shipped config's name (its text is
+            stored).
         log_dir: where the run's test metrics were logged (CSV).
+        out: the checkpoint to write (``make checkpoints`` writes the package's ``shipped/<stage>.ckpt``).
         data: what it was trained on.
-        out: target file (default: the package's ``shipped/<stage>.ckpt``).
     """
+    from talking_face.configs import config_path
+    from talking_face.generation.checks import check_input_file
+
+    check_input_file("checkpoint", checkpoint)
+    try:
+        config_file = str(config_path(config_file))
+    except FileNotFoundError as error:
+        raise UsageError("config_file", str(error)) from error
     card = {
         "stage": stage,
         "data": data,
@@ -61,7 +71,7 @@ def export(
         "test_metrics": test_metrics(log_dir),
         "licence": "MIT; trained by the project on its own synthetic corpus (public-domain and MIT photos)",
     }
-    target = Path(out) if out else SHIPPED_DIR / f"{stage}.ckpt"
+    target = Path(out)
     export_checkpoint(checkpoint, target, card, stage)
     print(json.dumps({"wrote": str(target), "test_metrics": card["test_metrics"]}, indent=2))
     return target

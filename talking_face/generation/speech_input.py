@@ -20,11 +20,12 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules import timebase
+from talking_face.datamodules import timebase
+from talking_face.errors import InputWarning, UsageError
 
-__all__ = ["SpeechInput", "find_voice", "prepare_speech", "speech_envelope", "voice_activity"]
-
-_WHERE = "lightning_modules/generation/speech_input.py"
+__all__ = [
+    "SpeechInput", "check_speech_flags", "find_voice", "prepare_speech", "speech_envelope", "voice_activity",
+]  # fmt: skip
 Mode = Literal["audio", "text", "both"]
 
 MIN_ALIGNMENT_SCORE = 0.1
@@ -54,7 +55,7 @@ class SpeechInput:
 def find_voice(name: str | None):
     """The TTS voice called ``name`` (an engine voice name like ``kal_diphone`` or ``en-us+f2``, or a default
     voice's slug); None gives the first default voice."""
-    from datamodules.synthetic.tts import Voice, available_voices, default_voices
+    from talking_face.datamodules.synthetic.tts import Voice, available_voices, default_voices
 
     if name is None:
         return default_voices()[0]
@@ -67,19 +68,21 @@ def find_voice(name: str | None):
     if name.startswith("en"):  # an espeak voice with a variant the catalogue does not list
         return Voice("espeak", name)
     names = ", ".join(sorted({v.name for v in default_voices()}))
-    raise ValueError(f"{_WHERE}: unknown voice {name!r}; try one of {names} (or any espeak-ng English voice)")
+    raise UsageError("voice", f"unknown voice {name!r}; try one of {names} (or any espeak-ng English voice)")
 
 
-def _check_text(text: str | None) -> str | None:
-    if text is None:
-        return None
-    if not text.strip():
-        raise ValueError(f"{_WHERE}: the text is empty (or only whitespace): give words to say, or no text")
-    return " ".join(text.split())
+def check_speech_flags(audio: str | Path | None, text: str | None, voice: str | None) -> None:
+    """Something to say, no empty text, and a voice that exists, before any audio is read or spoken."""
+    if audio is None and text is None:
+        raise UsageError("audio", "nothing to say: give speech (--audio), text (--text) or both")
+    if text is not None and not text.strip():
+        raise UsageError("text", "the text is empty (or only whitespace): give words to say, or no --text")
+    if audio is None:
+        find_voice(voice)
 
 
 def _load_speech(path: str | Path) -> np.ndarray:
-    from datamodules.media import MediaError, load_audio
+    from talking_face.datamodules.media import MediaError, load_audio
 
     audio = load_audio(path)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
@@ -89,13 +92,13 @@ def _load_speech(path: str | Path) -> np.ndarray:
 
 
 def _spelling_notes(text: str) -> tuple[str, ...]:
-    from datamodules.phonemes import pronounce
+    from talking_face.datamodules.phonemes import pronounce
 
     guessed = sorted({w.word for w in pronounce(text) if not w.in_dictionary})
     if not guessed:
         return ()
     note = f"not in the pronunciation dictionary, spelled by g2p's model: {', '.join(guessed)}"
-    warnings.warn(note, stacklevel=3)
+    warnings.warn(note, InputWarning, stacklevel=3)
     return (note,)
 
 
@@ -107,14 +110,13 @@ def prepare_speech(
 ) -> SpeechInput:
     """Speech and timings from an audio file (any format, rate, channels), a text, or both.
 
-    Raises ``ValueError`` for no input or empty text and ``MediaError`` (naming the file) for audio that is
-    unreadable, zero-length or silent.
+    Raises ``UsageError`` for no input, empty text or an unknown voice and ``MediaError`` (naming the file)
+    for audio that is unreadable, zero-length or silent.
     """
-    from lightning_modules.text_timing import timing_from_audio, timing_from_tts
+    from talking_face.lightning_modules.text_timing import timing_from_audio, timing_from_tts
 
-    text = _check_text(text)
-    if audio is None and text is None:
-        raise ValueError(f"{_WHERE}: nothing to say: give speech (--audio), text (--text) or both")
+    check_speech_flags(audio, text, voice)
+    text = None if text is None else " ".join(text.split())
     notes = _spelling_notes(text) if text is not None else ()
     if audio is None:
         timing, speech = timing_from_tts(text, find_voice(voice))
@@ -131,7 +133,7 @@ def prepare_speech(
             f"{audio}: the text does not match the speech (aligner confidence {timing.score:.2f} < "
             f"{min_alignment_score}); the audio alone drives the mouth"
         )
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, InputWarning, stacklevel=2)
         return SpeechInput(samples, num_frames, None, "audio", (*notes, note))
     return SpeechInput(samples, num_frames, timing.frame_ids(), "both", notes)
 

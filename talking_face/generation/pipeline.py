@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules import timebase
-from lightning_modules.generation.face_input import FaceTrack, load_face
-from lightning_modules.generation.speech_input import SpeechInput, prepare_speech, voice_activity
+from talking_face.datamodules import timebase
+from talking_face.generation.checks import check_knobs, check_output
+from talking_face.generation.face_input import FaceTrack, load_face
+from talking_face.generation.speech_input import SpeechInput, prepare_speech, voice_activity
 
 __all__ = ["Plan", "RenderedChunk", "Result", "TalkingFacePipeline", "pingpong_indices"]
 
@@ -116,8 +117,7 @@ class TalkingFacePipeline:
         device: str | torch.device = "cpu",
         max_temporal_mask: float = DEFAULT_MAX_TEMPORAL_MASK,
     ) -> None:
-        if not 0.0 <= max_temporal_mask <= 1.0:
-            raise ValueError(f"max_temporal_mask must be in [0, 1], got {max_temporal_mask}")
+        check_knobs(max_temporal_mask=max_temporal_mask)
         self.device = torch.device(device)
         self.landmark_model = landmark_model.to(self.device).eval()
         self.face2vid_model = face2vid_model.to(self.device).eval()
@@ -132,7 +132,7 @@ class TalkingFacePipeline:
         max_temporal_mask: float = DEFAULT_MAX_TEMPORAL_MASK,
     ) -> TalkingFacePipeline:
         """Load both stages (None: the checkpoints that ship with the package); errors name the file."""
-        from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
+        from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
 
         landmark_model = load_stage(landmarks or shipped_checkpoint("landmarks"), "landmarks", device)
         face2vid_model = load_stage(face2vid or shipped_checkpoint("face2vid"), "face2vid", device)
@@ -174,17 +174,21 @@ class TalkingFacePipeline:
             smoothing: landmark smoothing window (frames) for a clip; 1 = none.
             seed: the random head motion and blinks follow from it.
         """
-        from datamodules.faces.alignment import (
+        from talking_face.datamodules.faces.alignment import (
             estimate_crop_transform,
             smooth_transforms,
             transform_points,
             warp_to_crop,
         )
-        from lightning_modules.generation.motion import photo_motion, replace_mouth, rest_in_silence
+        from talking_face.generation.motion import photo_motion, replace_mouth, rest_in_silence
 
-        if mouth_scale < 0:
-            raise ValueError(f"mouth_scale must be >= 0, got {mouth_scale}")
+        check_knobs(face_index=face_index, head_motion=head_motion, blinks=blinks, mouth_scale=mouth_scale,
+                    smoothing=smoothing)  # fmt: skip
+        if progress:
+            _status("speaking the text" if audio is None else "reading the speech")
         speech = prepare_speech(audio, text, voice)
+        if progress:
+            _status(f"finding the face in {face}")
         track = load_face(face, speech.num_frames, face_index, smoothing, progress=progress)
         size = self.size
         transforms = estimate_crop_transform(track.landmarks, size)
@@ -218,22 +222,22 @@ class TalkingFacePipeline:
 
     @staticmethod
     def _neutral_mouth(own: np.ndarray, found: np.ndarray) -> np.ndarray:
-        from datamodules.faces.mouth import mouth_points, neutral_mouth
+        from talking_face.datamodules.faces.mouth import mouth_points, neutral_mouth
 
         return neutral_mouth(mouth_points(own[found] if found.any() else own))
 
     @staticmethod
     def _reference_index(own: np.ndarray, found: np.ndarray) -> int:
         """The found frame with the most closed mouth: the appearance Face2Vid starts from."""
-        from datamodules.faces.mouth import mouth_opening, mouth_points
+        from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 
         opening = np.where(found, mouth_opening(mouth_points(own)), np.inf)
         return int(np.argmin(opening))
 
     def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
-        from datamodules.audio_features import log_mel
-        from datamodules.faces.alignment import face_normalise
-        from lightning_modules.generation.motion import retarget_mouth
+        from talking_face.datamodules.audio_features import log_mel
+        from talking_face.datamodules.faces.alignment import face_normalise
+        from talking_face.generation.motion import retarget_mouth
 
         size = self.size
         reference = face_normalise(neutral, size).astype(np.float32)
@@ -251,8 +255,9 @@ class TalkingFacePipeline:
         """Generate and paste the video chunk by chunk (memory bounded by ``chunk_frames``)."""
         from tqdm.auto import tqdm
 
-        from lightning_modules.generation.paste_back import face_mask, paste_face
+        from talking_face.generation.paste_back import face_mask, paste_face
 
+        check_knobs(chunk_frames=chunk_frames)
         model, size, device = self.face2vid_model, plan.size, self.device
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255).to(device)
         reference_landmarks = torch.from_numpy(plan.reference_landmarks).to(device)
@@ -302,39 +307,25 @@ class TalkingFacePipeline:
         **knobs,
     ) -> Path:
         """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``knobs`` as in ``prepare``."""
-        from datamodules.media import write_video
+        from talking_face.datamodules.media import write_video
 
         progress = knobs.pop("progress", False)
         chunk_frames = knobs.pop("chunk_frames", 50)
-        out = Path(out)
-        _check_writable(out)
+        out = check_output(out, {"face": face, "audio": audio})
         plan = self.prepare(face, audio, text, progress=progress, **knobs)
         frames = (frame for chunk in self.render(plan, chunk_frames, progress) for frame in chunk.frames)
-        try:
-            return write_video(
-                out, _even_sized(frames), timebase.FPS, plan.speech.audio, timebase.SAMPLE_RATE
-            )
+        try:  # the user's own audio goes in as it came; the TTS's at the pipeline's rate
+            speech = plan.speech.audio
+            return write_video(out, _even_sized(frames), timebase.FPS, speech, audio_file=audio)
         finally:
             plan.face.close()
 
 
-_CONTAINERS = (".mp4", ".mov", ".mkv", ".m4v")
-"""Containers that hold H.264 video with AAC audio."""
+def _status(message: str) -> None:
+    """One line on stderr for a step that shows no progress bar of its own."""
+    import sys
 
-
-def _check_writable(out: Path) -> None:
-    """Fail before any work when ``out`` cannot be written (missing or read-only folder, a folder name)."""
-    import os
-
-    folder = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise OSError(f"{out}: is a folder; give a file name such as {out / 'out.mp4'}")
-    if out.suffix.lower() not in _CONTAINERS:
-        raise OSError(f"{out}: give a video file name ending in {' or '.join(_CONTAINERS)}")
-    if not folder.is_dir():
-        raise OSError(f"{out}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise OSError(f"{out}: the folder {folder} is not writable")
+    print(f"{message}...", file=sys.stderr, flush=True)
 
 
 def _even_sized(frames) -> Iterator[np.ndarray]:

@@ -17,7 +17,8 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules.media import MediaError
+from talking_face.datamodules.media import MediaError
+from talking_face.errors import InputError, InputWarning
 
 __all__ = ["MIN_FACE_WIDTH", "FaceError", "FaceTrack", "load_face"]
 
@@ -25,7 +26,7 @@ MIN_FACE_WIDTH = 40
 """Narrowest face (pixels between the jaw's ends) worth animating: below it the crop is mostly upsampling."""
 
 
-class FaceError(ValueError):
+class FaceError(InputError, ValueError):
     """The face input cannot be animated (no face, too small, a bad index); the message names the file."""
 
 
@@ -53,7 +54,7 @@ class FaceTrack:
 
 
 def _detector():
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector("dlib", upsample=1)
 
@@ -69,7 +70,7 @@ def _read_image(path: Path) -> np.ndarray | None:
         return None
 
 
-def _shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
+def _shrink(image: np.ndarray, max_side: int | None, path: Path) -> np.ndarray:
     import cv2
 
     side = max(image.shape[:2])
@@ -77,6 +78,12 @@ def _shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
         return image
     scale = max_side / side
     size = (max(round(image.shape[1] * scale), 1), max(round(image.shape[0] * scale), 1))
+    warnings.warn(
+        f"{path}: {image.shape[1]}x{image.shape[0]} px, scaled down to {size[0]}x{size[1]} (the largest side "
+        f"rendered is {max_side} px); the video has that size",
+        InputWarning,
+        stacklevel=3,
+    )
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
@@ -94,8 +101,9 @@ def _choose(faces: list, path: Path, face_index: int | None):
     if len(faces) > 1 and face_index is None:
         boxes = "; ".join(f"{i}: box {tuple(round(v) for v in f.box)}" for i, f in enumerate(faces))
         warnings.warn(
-            f"{path}: {len(faces)} faces found, animating the largest (0); pick another with face_index "
+            f"{path}: {len(faces)} faces found, animating the largest (0); pick another with --face_index "
             f"({boxes})",
+            InputWarning,
             stacklevel=3,
         )
     face = faces[face_index or 0]
@@ -120,8 +128,8 @@ def load_face(
     Raises ``MediaError`` when the file is neither an image nor a readable video and ``FaceError`` when no
     usable face is in it.
     """
-    from datamodules.faces.detector import smooth_landmarks, track_landmarks
-    from datamodules.media import iter_video_frames, probe_video
+    from talking_face.datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from talking_face.datamodules.media import iter_video_frames, probe_video
 
     path = Path(path)
     if not path.is_file():
@@ -129,7 +137,7 @@ def load_face(
     image = _read_image(path)
     detector = _detector()
     if image is not None:
-        image = _shrink(image, max_side)
+        image = _shrink(image, max_side, path)
         face = _choose(detector.detect(image), path, face_index)
         return FaceTrack(
             path, "photo", image[None], face.landmarks[None].astype(np.float32), np.ones(1, bool)
@@ -137,7 +145,7 @@ def load_face(
     try:
         probe_video(path)
     except MediaError as error:
-        raise MediaError(f"{path}: not an image or a video that can be read ({error})") from error
+        raise MediaError(f"{path}: not an image or a video that can be read") from error
     store = tempfile.TemporaryDirectory(prefix="talking-face-clip-")
     frames = _store_frames(iter_video_frames(path), max_frames, Path(store.name))
     first = next((i for i in range(min(len(frames), 50)) if detector.detect(frames[i])), None)
