@@ -85,7 +85,7 @@ class Face2VidMediaCallback(L.Callback):
     @rank_zero_only
     def _render(self, trainer: L.Trainer, pl_module: L.LightningModule, folder: Path) -> None:
         from talking_face.datamodules.media import write_video
-        from talking_face.lightning_modules.face2vid_module import resize_clip
+        from talking_face.lightning_modules.face2vid_metrics import resize_clip
 
         dataset = trainer.datamodule.dataset("val")
         folder.mkdir(parents=True, exist_ok=True)

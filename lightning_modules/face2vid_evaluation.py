@@ -29,7 +29,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from talking_face.datamodules.cache import CachedUtterance
-from talking_face.lightning_modules.face2vid_module import (
+from talking_face.lightning_modules.face2vid_metrics import (
     PSNRFromMSE,
     estimate_flow,
     face_region,

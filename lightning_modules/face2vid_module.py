@@ -45,45 +45,46 @@ loss: a broken batch stops before any step.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
-import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
+from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS
 from talking_face.lightning_modules.eval_mode import eval_mode
+from talking_face.lightning_modules.face2vid_losses import (
+    VGGFeatures,
+    discriminator_loss,
+    feature_matching_loss,
+    flow_loss,
+    generator_adversarial_loss,
+)
+from talking_face.lightning_modules.face2vid_metrics import (
+    METRIC_FLOW_PRESET,
+    TRAINING_FLOW_PRESET,
+    PSNRFromMSE,
+    estimate_flow,
+    face_region,
+    frame_difference_energy,
+    mouth_box,
+    mouth_lmd_on_frames,
+    resize_clip,
+    temporal_warping_error,
+)
 from talking_face.lightning_modules.networks.discriminator import MultiScaleDiscriminator
 from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
 from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
 from talking_face.lightning_modules.networks.warp import landmark_flow, warp
 
-__all__ = [
-    "DEFAULT_LOSS_WEIGHTS",
-    "TEST_SPLITS",
-    "Face2VidModule",
-    "PSNRFromMSE",
-    "discriminator_loss",
-    "estimate_flow",
-    "face_region",
-    "feature_matching_loss",
-    "frame_difference_energy",
-    "generator_adversarial_loss",
-    "mouth_box",
-    "mouth_lmd_on_frames",
-    "resize_clip",
-    "temporal_warping_error",
-]
+__all__ = ["DEFAULT_LOSS_WEIGHTS", "TEST_SPLITS", "Face2VidModule"]
 
 _WHERE = "lightning_modules/face2vid_module.py"
 
@@ -104,277 +105,6 @@ DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
 
 TEST_SPLITS = ("test_utterances", "test_speakers")
 """Log prefixes of the two test dataloaders, in the DataModule's order."""
-
-_TRAINING_FLOW_PRESET = "fast"  # ~1 ms a pair at 128 px: cheap enough to run on every training batch
-_METRIC_FLOW_PRESET = "medium"  # ~4 ms a pair, more accurate: what the temporal metrics are measured with
-
-
-# --- classical flow, temporal metrics, LMD: plain functions that generate / evaluate reuse ---------------
-
-
-@functools.cache
-def _dis(preset: str):
-    import cv2
-
-    presets = {
-        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-    }
-    if preset not in presets:
-        raise ValueError(f"{_WHERE}: unknown DIS preset {preset!r}; known: {sorted(presets)}")
-    return cv2.DISOpticalFlow_create(presets[preset])
-
-
-def _grey_uint8(images: Tensor) -> np.ndarray:
-    """[N, 3, H, W] in [0, 1] -> uint8 [N, H, W] luma."""
-    weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    grey = (images.detach().float() * weights.float()).sum(1).clamp(0, 1) * 255
-    return grey.round().to(torch.uint8).cpu().numpy()
-
-
-@torch.no_grad()
-def estimate_flow(target: Tensor, source: Tensor, preset: str = "medium") -> tuple[Tensor, Tensor]:
-    """Classical optical flow (OpenCV DIS, no learned weights) and where it can be trusted.
-
-    Args:
-        target, source: [N, 3, H, W] frames in [0, 1] (e.g. frame t and frame t-1).
-        preset: DIS preset, ``ultrafast``, ``fast`` or ``medium``.
-    Returns:
-        flow [N, 2, H, W] in pixels such that ``warp(source, flow) ~ target`` (the backward-warp convention
-        of ``networks.warp``), and valid [N, 1, H, W] float 0/1: 1 where the flow passes the forward-backward
-        check of Sundaram et al. (2010), |f + b(x + f)|^2 < 0.01 (|f|^2 + |b(x + f)|^2) + 0.5, 0 where the
-        pixel is occluded or the flow unreliable.
-    """
-    if target.shape != source.shape or target.ndim != 4 or target.shape[1] != 3:
-        raise ValueError(
-            f"{_WHERE}: estimate_flow wants two [N, 3, H, W] batches, got {tuple(target.shape)} and "
-            f"{tuple(source.shape)}"
-        )
-    dis = _dis(preset)
-    grey_target, grey_source = _grey_uint8(target), _grey_uint8(source)
-    forward = np.stack([dis.calc(t, s, None) for t, s in zip(grey_target, grey_source, strict=True)])
-    backward = np.stack([dis.calc(s, t, None) for t, s in zip(grey_target, grey_source, strict=True)])
-    flow = torch.from_numpy(forward).permute(0, 3, 1, 2).to(target.device)
-    back = warp(torch.from_numpy(backward).permute(0, 3, 1, 2).to(target.device), flow)
-    mismatch = (flow + back).square().sum(1, keepdim=True)
-    bound = 0.01 * (flow.square().sum(1, keepdim=True) + back.square().sum(1, keepdim=True)) + 0.5
-    return flow, (mismatch < bound).float()
-
-
-@torch.no_grad()
-def temporal_warping_error(frames: Tensor, flow: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-    """Temporal warping error (Lai et al. 2018) of a video with the motion of another (the real one).
-
-    Args:
-        frames: [B, T, 3, S, S] generated frames in [0, 1].
-        flow: [B, T-1, 2, S, S] flow of the REAL frames, pair (t-1 -> t) as ``estimate_flow(real_t,
-            real_t-1)``.
-        valid: [B, T-1, 1, S, S] its non-occluded pixels.
-    Returns:
-        per pair [B, T-1]: the mean absolute error (over channels and valid pixels) between frame t and frame
-        t-1 warped to t, and the count of valid pixels (weights for a mean over pairs). A video that moves as
-        the real one did scores like the real video itself; flicker and drift score higher.
-    """
-    previous = rearrange(frames[:, :-1], "b t c h w -> (b t) c h w")
-    warped = warp(previous.float(), rearrange(flow, "b t c h w -> (b t) c h w")).view_as(frames[:, 1:])
-    error = (warped - frames[:, 1:].float()).abs().mean(2, keepdim=True) * valid
-    count = valid.sum(dim=(2, 3, 4))
-    return error.sum(dim=(2, 3, 4)) / count.clamp_min(1.0), count
-
-
-@torch.no_grad()
-def frame_difference_energy(frames: Tensor) -> Tensor:
-    """Mean squared difference of consecutive frames, per video: frames [B, T, 3, S, S] -> [B].
-
-    Flicker of a generated video = its energy minus the real video's (0: it changes as much as the real one;
-    > 0: it flickers or shimmers; < 0: it is stiller than the real one).
-    """
-    return (frames[:, 1:].float() - frames[:, :-1].float()).square().mean(dim=(1, 2, 3, 4))
-
-
-@functools.cache
-def _default_detector():
-    from talking_face.datamodules.faces.detector import make_detector
-
-    return make_detector("dlib")
-
-
-@torch.no_grad()
-def mouth_lmd_on_frames(frames: Tensor, landmarks: Tensor, detector=None, min_size: int = 128) -> Tensor:
-    """LMD of generated frames: does the face do what the landmarks say?
-
-    The project's landmark detector (dlib by default, ``datamodules.faces.detector``) runs on every frame;
-    its mouth (points 48-67) is compared with the driving landmarks' mouth.
-
-    Args:
-        frames: [N, 3, S, S] in [0, 1] (generated crops).
-        landmarks: [N, 68, 2] the driving landmarks, crop pixels.
-        detector: a ``LandmarkDetector`` (default: dlib, loaded once).
-        min_size: smaller frames are upscaled to this before detection (dlib's HOG finds faces >= ~40 px).
-    Returns:
-        [N] mean distance over the 20 mouth points in crop pixels, NaN where no face was found.
-    """
-    import cv2
-
-    if frames.ndim != 4 or frames.shape[1] != 3 or landmarks.shape != (len(frames), NUM_LANDMARKS, 2):
-        raise ValueError(
-            f"{_WHERE}: mouth_lmd_on_frames wants frames [N, 3, S, S] and landmarks [N, 68, 2], got "
-            f"{tuple(frames.shape)} and {tuple(landmarks.shape)}"
-        )
-    detector = detector or _default_detector()
-    size = frames.shape[-1]
-    scale = max(1.0, min_size / size)
-    images = (
-        (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    )
-    target = landmarks.detach().float().cpu().numpy()[:, MOUTH.start : MOUTH.stop]
-    distances = np.full(len(images), np.nan, np.float32)
-    for index, image in enumerate(images):
-        if scale > 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        faces = detector.detect(np.ascontiguousarray(image))
-        if faces:
-            mouth = (faces[0].landmarks[MOUTH.start : MOUTH.stop] + 0.5) / scale - 0.5
-            distances[index] = np.linalg.norm(mouth - target[index], axis=-1).mean()
-    return torch.from_numpy(distances)
-
-
-def resize_clip(frames: Tensor, landmarks: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Frames [..., 3, S, S] and landmarks [..., 68, 2] (crop pixels) at S -> the same at ``size``.
-
-    Area-averaged when shrinking, bilinear when growing; landmarks keep pixel centres at integer
-    coordinates (x' = (x + 0.5) * size / S - 0.5).
-    """
-    current = frames.shape[-1]
-    if current == size:
-        return frames, landmarks
-    lead = frames.shape[:-3]
-    flat = frames.reshape(-1, *frames.shape[-3:])
-    mode = {"mode": "area"} if size < current else {"mode": "bilinear", "align_corners": False}
-    resized = F.interpolate(flat, size=(size, size), **mode).reshape(*lead, 3, size, size)
-    return resized, (landmarks + 0.5) * (size / current) - 0.5
-
-
-def mouth_box(landmarks: Tensor, size: int) -> Tensor:
-    """Landmarks [..., 68, 2] (crop pixels) -> bool [..., 1, S, S], True inside the mouth's box.
-
-    The box bounds landmarks 48-67 with a margin of 25% of its size (at least 2 px): the lips and the skin
-    that moves with them, where the L1 loss weighs more and the mouth PSNR is measured.
-    """
-    mouth = landmarks[..., MOUTH.start : MOUTH.stop, :]
-    low, high = mouth.amin(-2), mouth.amax(-2)  # [..., 2]
-    margin = ((high - low) * 0.25).clamp_min(2.0)
-    low, high = low - margin, high + margin
-    axis = torch.arange(size, device=landmarks.device, dtype=landmarks.dtype)
-    inside_x = (axis >= low[..., :1]) & (axis <= high[..., :1])  # [..., S]
-    inside_y = (axis >= low[..., 1:]) & (axis <= high[..., 1:])
-    return (inside_y[..., :, None] & inside_x[..., None, :])[..., None, :, :]
-
-
-def face_region(landmarks: Tensor, size: int) -> Tensor:
-    """Landmarks [..., 68, 2] (crop pixels) -> bool [..., 1, S, S], True inside the face.
-
-    The face is the polygon of the jaw line (0-16) closed over the brows (26-17). What Face2Vid is asked to
-    get right: ``generate`` pastes this region back into the full frame, and the background of a crop moves
-    with the head in a way no landmark tells (the crop follows the face).
-    """
-    outline = landmarks[..., [*range(17), *range(26, 16, -1)], :]
-    axis = torch.arange(size, device=landmarks.device, dtype=landmarks.dtype)
-    y, x = axis.view(size, 1), axis.view(1, size)
-    inside = torch.zeros(*landmarks.shape[:-2], size, size, dtype=torch.bool, device=landmarks.device)
-    for start, end in zip(outline.unbind(-2), outline.roll(-1, dims=-2).unbind(-2), strict=True):
-        x0, y0 = start[..., 0, None, None], start[..., 1, None, None]  # [..., 1, 1] against the grid
-        x1, y1 = end[..., 0, None, None], end[..., 1, None, None]
-        straddles = (y0 > y) != (y1 > y)
-        crossing = x0 + (x1 - x0) * (y - y0) / torch.where(y1 == y0, torch.ones_like(y1), y1 - y0)
-        inside ^= straddles & (x < crossing)  # even-odd rule: a ray to the right crosses the outline
-    return inside[..., None, :, :]
-
-
-class PSNRFromMSE(MeanMetric):
-    """PSNR (data range 1) of the weighted mean of squared errors given to ``update`` (e.g. per frame
-    region MSE weighted by its pixel count): PSNR of the pooled MSE, as torchmetrics' PSNR pools."""
-
-    higher_is_better = True
-
-    def compute(self) -> Tensor:
-        return -10.0 * torch.log10(super().compute())
-
-
-# --- GAN losses ----------------------------------------------------------------------------------------
-
-
-def discriminator_loss(real: list[list[Tensor]], fake: list[list[Tensor]], kind: str) -> Tensor:
-    """Critic loss over scales (logits = each scale's last feature): hinge or LSGAN."""
-    losses = []
-    for real_features, fake_features in zip(real, fake, strict=True):
-        r, f = real_features[-1].float(), fake_features[-1].float()
-        if kind == "hinge":
-            losses.append(F.relu(1 - r).mean() + F.relu(1 + f).mean())
-        else:
-            losses.append((r - 1).square().mean() + f.square().mean())
-    return torch.stack(losses).mean()
-
-
-def generator_adversarial_loss(fake: list[list[Tensor]], kind: str) -> Tensor:
-    """Generator's adversarial loss over scales: hinge (-D(fake)) or LSGAN ((D(fake) - 1)^2)."""
-    logits = [features[-1].float() for features in fake]
-    if kind == "hinge":
-        return torch.stack([-f.mean() for f in logits]).mean()
-    return torch.stack([(f - 1).square().mean() for f in logits]).mean()
-
-
-def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]]) -> Tensor:
-    """L1 between the critic's intermediate features on generated and on real inputs (pix2pixHD)."""
-    return torch.stack(
-        [
-            (f.float() - r.detach().float()).abs().mean()
-            for fake_features, real_features in zip(fake, real, strict=True)
-            for f, r in zip(fake_features[:-1], real_features[:-1], strict=True)
-        ]
-    ).mean()
-
-
-class _VGGFeatures(nn.Module):
-    """VGG19's relu1_1 .. relu5_1 features from a LOCAL torchvision-format state dict (never downloaded).
-
-    The weights are non-persistent buffers: they follow the module's device but stay out of checkpoints.
-    """
-
-    _LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
-    _TAPS = (1, 6, 11, 20, 29)  # indices of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in vgg19.features
-    _WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # pix2pixHD's
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {key.removeprefix("features."): value for key, value in state.items()}
-        index = 0
-        for item in self._LAYOUT:
-            if item != "M":
-                for kind in ("weight", "bias"):
-                    if f"{index}.{kind}" not in state:
-                        raise ValueError(f"{_WHERE}: {path} is not a torchvision VGG19 state dict")
-                    self.register_buffer(f"{kind}{index}", state[f"{index}.{kind}"].float(), persistent=False)
-            index += 1 if item == "M" else 2
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
-        """Weighted L1 between the features of fake and real [N, 3, H, W] in [0, 1]."""
-        x = (torch.cat([fake, real]) - self.mean) / self.std
-        loss, index = x.new_zeros(()), 0
-        for item in self._LAYOUT:
-            if item == "M":
-                x, index = F.max_pool2d(x, 2), index + 1
-                continue
-            x = F.relu(F.conv2d(x, getattr(self, f"weight{index}"), getattr(self, f"bias{index}"), padding=1))
-            index += 2
-            if index - 1 in self._TAPS:
-                f, r = x.chunk(2)
-                loss = loss + self._WEIGHTS[self._TAPS.index(index - 1)] * (f - r.detach()).abs().mean()
-        return loss
 
 
 # --- the module ----------------------------------------------------------------------------------------
@@ -409,12 +139,6 @@ class _History:
     frames: Tensor
     sketches: Tensor
     last_landmarks: Tensor
-
-
-def _flow_loss(flow: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    """Mean end-point L1 (|dx| + |dy|, pixels) over the pixels where the classical target flow is valid."""
-    error = (flow - target).abs().sum(-3, keepdim=True)
-    return (error * valid).sum() / valid.sum().clamp_min(1.0)
 
 
 def _fold(x: Tensor) -> Tensor:
@@ -559,12 +283,12 @@ class Face2VidModule(L.LightningModule):
             self.to(memory_format=torch.channels_last)
 
     @staticmethod
-    def _load_perceptual(path: str | None, weight: float) -> _VGGFeatures | None:
+    def _load_perceptual(path: str | None, weight: float) -> VGGFeatures | None:
         if weight == 0:
             return None
         if path is None or not Path(path).is_file():
             return None  # said when training starts (``setup``): loading for inference needs no notice
-        return _VGGFeatures(Path(path))
+        return VGGFeatures(Path(path))
 
     @staticmethod
     def _split_metrics() -> nn.ModuleDict:
@@ -898,8 +622,8 @@ class Face2VidModule(L.LightningModule):
         )
         clip = self._prepare(
             batch,
-            _TRAINING_FLOW_PRESET if need_flow else None,
-            _TRAINING_FLOW_PRESET if weights["reference_flow"] > 0 else None,
+            TRAINING_FLOW_PRESET if need_flow else None,
+            TRAINING_FLOW_PRESET if weights["reference_flow"] > 0 else None,
         )
         if clip.frames.shape[1] < hp.num_previous + 1:
             raise ValueError(
@@ -1022,10 +746,10 @@ class Face2VidModule(L.LightningModule):
         if self.perceptual is not None:
             losses["perceptual"] = self.perceptual(_fold(fake.frame).float(), _fold(real).float())
         if fake.flow is not None and clip.flow is not None:
-            losses["flow"] = _flow_loss(fake.flow[:, 1:], clip.flow, clip.flow_valid)
+            losses["flow"] = flow_loss(fake.flow[:, 1:], clip.flow, clip.flow_valid)
             losses["mask"] = (fake.mask[:, 1:] * (1 - clip.flow_valid)).mean()
         if fake.reference_flow is not None and clip.reference_flow is not None:
-            losses["reference_flow"] = _flow_loss(
+            losses["reference_flow"] = flow_loss(
                 fake.reference_flow, clip.reference_flow, clip.reference_flow_valid
             )
         if fake.flow is not None:
@@ -1038,7 +762,7 @@ class Face2VidModule(L.LightningModule):
     # --- evaluation -----------------------------------------------------------------------------------
 
     def _evaluate(self, batch: dict, split: str) -> None:
-        clip = self._prepare(batch, _METRIC_FLOW_PRESET)
+        clip = self._prepare(batch, METRIC_FLOW_PRESET)
         generated = self._unroll(
             clip.sketches,
             clip.landmarks,

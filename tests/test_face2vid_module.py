@@ -14,9 +14,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from talking_face.datamodules.datamodule import TalkingFaceDataModule
 from talking_face.datamodules.faces.landmark_scheme import MOUTH
-from talking_face.lightning_modules.face2vid_module import (
-    DEFAULT_LOSS_WEIGHTS,
-    Face2VidModule,
+from talking_face.lightning_modules.face2vid_metrics import (
     PSNRFromMSE,
     estimate_flow,
     face_region,
@@ -26,6 +24,7 @@ from talking_face.lightning_modules.face2vid_module import (
     resize_clip,
     temporal_warping_error,
 )
+from talking_face.lightning_modules.face2vid_module import DEFAULT_LOSS_WEIGHTS, Face2VidModule
 from talking_face.lightning_modules.networks.warp import warp
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -128,7 +128,7 @@ def _score(made: _Made, record: CachedUtterance, video: EvaluationVideo) -> dict
     (``video``, resized to their side)."""
     from talking_face.datamodules.faces.alignment import transform_points
     from talking_face.lightning_modules.face2vid_evaluation import score_videos
-    from talking_face.lightning_modules.face2vid_module import resize_clip
+    from talking_face.lightning_modules.face2vid_metrics import resize_clip
 
     landmarks, found = detect_landmarks(iter(made.frames))
     scores = (
