@@ -59,6 +59,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS
+from talking_face.errors import UsageError
 from talking_face.lightning_modules.eval_mode import eval_mode
 from talking_face.lightning_modules.face2vid_losses import (
     VGGFeatures,
@@ -313,8 +314,9 @@ class Face2VidModule(L.LightningModule):
         )
 
     def setup(self, stage: str) -> None:
-        """Let DDP look for unused parameters: the generator and the critics step with separate backward
-        passes, each leaving the other's parameters unused, so plain ``--trainer.strategy ddp`` works."""
+        """Say whether the perceptual loss is on, and refuse plain DDP, which cannot train this module: the
+        generator and the critics step with separate backward passes, each leaving the other's parameters
+        unused (``--trainer.strategy ddp_find_unused_parameters_true`` can)."""
         from lightning.pytorch.strategies import DDPStrategy
 
         if stage == "fit":
@@ -327,9 +329,11 @@ class Face2VidModule(L.LightningModule):
             )
         strategy = self.trainer.strategy
         if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters"):
-            # DDPStrategy reads its kwargs when it wraps the model, which happens after this hook
-            strategy._ddp_kwargs["find_unused_parameters"] = True
-            rank_zero_info("Face2Vid: DDP set to find_unused_parameters=True (two optimisers, two backwards)")
+            raise UsageError(
+                "trainer.strategy",
+                "Face2Vid trains two optimisers with separate backward passes: use "
+                "ddp_find_unused_parameters_true (not ddp) for several devices",
+            )
 
     # --- inputs ---------------------------------------------------------------------------------------
 
