@@ -81,24 +81,7 @@ def cli_main(args: list[str] | None = None, run: bool = True):
 
     from talking_face.datamodules.datamodule import TalkingFaceDataModule
 
-    class TalkingFaceCLI(LightningCLI):
-        """Falls back from W&B to a CSV logger when ``WANDB_MODE=disabled``."""
-
-        def before_instantiate_classes(self) -> None:
-            if os.environ.get("WANDB_MODE") != "disabled":
-                return
-            config = self.config[self.subcommand] if self.subcommand else self.config
-            loggers = config.trainer.logger
-            if loggers is None or isinstance(loggers, bool):
-                return
-            for logger in loggers if isinstance(loggers, list) else [loggers]:
-                if str(logger.get("class_path", "")).endswith("WandbLogger"):
-                    save_dir = logger.init_args.get("save_dir") or "outputs"
-                    name = logger.init_args.get("project") or "talking-face"
-                    logger.class_path = "lightning.pytorch.loggers.CSVLogger"
-                    logger.init_args = {"save_dir": save_dir, "name": name}
-
-    return TalkingFaceCLI(
+    return LightningCLI(
         L.LightningModule,
         TalkingFaceDataModule,
         subclass_mode_model=True,
