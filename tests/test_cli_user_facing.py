@@ -155,6 +155,7 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path, signum):
     while "generate:" not in seen and time.monotonic() < deadline:  # wait for frames to be written
         seen += process.stderr.read(1)
     time.sleep(1.0)
+    rest = ""
     for _ in range(3):  # Python drops a signal that lands in a finaliser (__del__): a user would press again
         process.send_signal(signum)
         try:
