@@ -61,11 +61,11 @@ def split_word(word: Segment, phonemes: Sequence[str]) -> list[Segment]:
     are dropped from the labels.
     """
     if not phonemes:
-        raise ValueError(f"datamodules/alignment.py: word {word.label!r} has no phonemes to split among")
+        raise ValueError(f"word {word.label!r} has no phonemes to split among")
     labels = [strip_stress(p) for p in phonemes]
     unknown = [p for p in labels if p not in DURATION_PRIOR_MS]
     if unknown:
-        raise ValueError(f"datamodules/alignment.py: word {word.label!r} has non-ARPAbet phonemes {unknown}")
+        raise ValueError(f"word {word.label!r} has non-ARPAbet phonemes {unknown}")
     weights = np.array([DURATION_PRIOR_MS[p] for p in labels], dtype=np.float64)
     bounds = word.start + word.duration * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
     bounds[-1] = word.end
@@ -88,13 +88,11 @@ def phonemes_from_words(
     """
     spoken = [w for w in words if w.label.lower() not in SILENCE_WORDS]
     if len(spoken) != len(pronunciations):
-        raise ValueError(
-            f"datamodules/alignment.py: {len(spoken)} spoken words but {len(pronunciations)} pronunciations"
-        )
+        raise ValueError(f"{len(spoken)} spoken words but {len(pronunciations)} pronunciations")
     for word, pron in zip(spoken, pronunciations, strict=True):
         if word.label.lower() != pron.word:
             raise ValueError(
-                f"datamodules/alignment.py: word {word.label!r} at {word.start:.3f}s is paired with the "
+                f"word {word.label!r} at {word.start:.3f}s is paired with the "
                 f"pronunciation of {pron.word!r}; normalise word labels with phonemes.words_of first"
             )
     prons = iter(pronunciations)
@@ -116,7 +114,7 @@ def normalise_segments(segments: Sequence[Segment], duration: float) -> list[Seg
     ``"sil"``. Other labels are kept as they are.
     """
     if not duration > 0.0:
-        raise ValueError(f"datamodules/alignment.py: duration must be positive, got {duration}")
+        raise ValueError(f"duration must be positive, got {duration}")
     pieces: list[Segment] = []
     cursor = 0.0
     for seg in sorted(segments, key=lambda s: (s.start, s.end)):
@@ -145,19 +143,16 @@ def normalise_segments(segments: Sequence[Segment], duration: float) -> list[Seg
 def check_alignment(segments: Sequence[Segment], duration: float, tol: float = 1e-6) -> None:
     """Raise ``ValueError`` unless ``segments`` cover ``[0, duration]`` contiguously, in order."""
     if not segments:
-        raise ValueError("datamodules/alignment.py: empty alignment")
+        raise ValueError("empty alignment")
     if abs(segments[0].start) > tol:
-        raise ValueError(f"datamodules/alignment.py: alignment starts at {segments[0].start}, not 0")
+        raise ValueError(f"alignment starts at {segments[0].start}, not 0")
     if abs(segments[-1].end - duration) > tol:
-        raise ValueError(
-            f"datamodules/alignment.py: alignment ends at {segments[-1].end}, not at duration {duration}"
-        )
+        raise ValueError(f"alignment ends at {segments[-1].end}, not at duration {duration}")
     for prev, seg in zip(segments[:-1], segments[1:], strict=True):
         if abs(seg.start - prev.end) > tol:
             kind = "gap" if seg.start > prev.end else "overlap"
             raise ValueError(
-                f"datamodules/alignment.py: {kind} between {prev.label!r} ending {prev.end} and "
-                f"{seg.label!r} starting {seg.start}"
+                f"{kind} between {prev.label!r} ending {prev.end} and {seg.label!r} starting {seg.start}"
             )
 
 
@@ -169,7 +164,7 @@ def frame_phoneme_ids(segments: Sequence[Segment], num_frames: int, fps: float =
     (see ``check_alignment``) starting at 0.
     """
     if num_frames < 0:
-        raise ValueError(f"datamodules/alignment.py: num_frames must be >= 0, got {num_frames}")
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
     check_alignment(segments, segments[-1].end if segments else 0.0)
     ids = np.array([phoneme_id(s.label) for s in segments] + [SIL_ID], dtype=np.int64)
     ends = np.array([s.end for s in segments], dtype=np.float64)

@@ -6,7 +6,7 @@ import numpy as np
 
 from talking_face.datamodules import timebase
 
-__all__ = ["fit_to_frames", "log_mel", "LOG_FLOOR"]
+__all__ = ["fit_to_frames", "log_mel", "speech_envelope", "LOG_FLOOR"]
 
 LOG_FLOOR: float = 1e-6
 """Added to mel power before the log, so digital silence gives a finite floor (log 1e-6 = -13.8)."""
@@ -42,3 +42,12 @@ def log_mel(audio: np.ndarray, num_frames: int | None = None) -> np.ndarray:
     )  # fmt: skip
     steps = num_frames * timebase.STEPS_PER_FRAME
     return np.log(mel[:, :steps].T + LOG_FLOOR).astype(np.float32)
+
+
+def speech_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """RMS loudness float64 [num_frames] of each video frame's ``timebase.SAMPLES_PER_FRAME`` samples of mono
+    ``audio`` (zero-padded or cut to the frames): voice activity, lip-sync metrics and plots all read it."""
+    hop = timebase.SAMPLES_PER_FRAME
+    audio = np.asarray(audio, np.float64)
+    padded = np.pad(audio, (0, max(num_frames * hop - audio.size, 0)))[: num_frames * hop]
+    return np.sqrt(np.square(padded.reshape(num_frames, hop)).mean(axis=1))

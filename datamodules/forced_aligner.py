@@ -102,23 +102,22 @@ def _to_int16_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mono ``[N]`` float in [-1, 1] (or integer PCM) at any rate -> int16 ``[M]`` at 16 kHz."""
     audio = np.asarray(audio)
     if audio.ndim != 1:
-        raise ValueError(f"datamodules/forced_aligner.py: audio must be mono [N], got shape {audio.shape}")
+        raise ValueError(f"audio must be mono [N], got shape {audio.shape}")
     if audio.size == 0:
-        raise ValueError("datamodules/forced_aligner.py: audio is empty (zero samples)")
+        raise ValueError("audio is empty (zero samples)")
     if sample_rate <= 0:
-        raise ValueError(f"datamodules/forced_aligner.py: bad sample rate {sample_rate}")
+        raise ValueError(f"bad sample rate {sample_rate}")
     if audio.size < _MIN_SECONDS * sample_rate:
         raise ValueError(
-            f"datamodules/forced_aligner.py: audio of {audio.size / sample_rate:.3f}s is too short to hold "
-            f"speech (under {_MIN_SECONDS}s)"
+            f"audio of {audio.size / sample_rate:.3f}s is too short to hold speech (under {_MIN_SECONDS}s)"
         )
     if np.issubdtype(audio.dtype, np.integer):
         audio = audio / np.iinfo(audio.dtype).max
     audio = audio.astype(np.float32)
     if not np.all(np.isfinite(audio)):
-        raise ValueError("datamodules/forced_aligner.py: audio contains NaN or infinite samples")
+        raise ValueError("audio contains NaN or infinite samples")
     if np.abs(audio).max() < _SILENT_PEAK:
-        raise ValueError("datamodules/forced_aligner.py: audio is silent (peak below -60 dBFS): no speech")
+        raise ValueError("audio is silent (peak below -60 dBFS): no speech")
     if sample_rate != ALIGN_SAMPLE_RATE:
         import librosa
 
@@ -209,7 +208,7 @@ def force_align(audio: np.ndarray, sample_rate: int, text: str) -> Alignment:
             aligned = _aligned_entries(decoder, pcm.tobytes(), cmn, words)
         except RuntimeError as err:
             raise ValueError(
-                f"datamodules/forced_aligner.py: could not align {text!r} to {duration:.2f}s of speech "
+                f"could not align {text!r} to {duration:.2f}s of speech "
                 f"({err}); does the text match the audio?"
             ) from None
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from talking_face.datamodules import timebase
+from talking_face.datamodules.audio_features import speech_envelope
 from talking_face.datamodules.cache import CachedUtterance, load_manifest
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, OUTER_LIP
 from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
@@ -37,7 +38,6 @@ __all__ = [
     "describe_batch",
     "describe_record",
     "format_summary",
-    "frame_envelope",
     "inspect_cache",
     "lagged_correlation",
     "plot_clip",
@@ -94,18 +94,6 @@ def describe_batch(batch: dict) -> dict[str, str]:
         else f"list[{type(value[0]).__name__}] of {len(value)}"
         for key, value in batch.items()
     }
-
-
-def frame_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
-    """RMS loudness per video frame float32 [T] of mono audio [T * SAMPLES_PER_FRAME] (640 a frame)."""
-    audio = np.asarray(audio, np.float32)
-    if audio.shape != (num_frames * timebase.SAMPLES_PER_FRAME,):
-        raise ValueError(
-            f"audio of {num_frames} frames must hold {num_frames * timebase.SAMPLES_PER_FRAME} samples, "
-            f"got shape {audio.shape}"
-        )
-    frames = audio.reshape(num_frames, timebase.SAMPLES_PER_FRAME)
-    return np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)).astype(np.float32)
 
 
 def lagged_correlation(a: np.ndarray, b: np.ndarray, max_lag: int = 5) -> dict[int, float]:
@@ -247,7 +235,7 @@ def plot_mouth_vs_envelope(record: CachedUtterance, ax: Axes | None = None) -> F
     """
     num_frames = record.num_frames
     opening = mouth_opening(mouth_points(np.asarray(record.array("landmarks"), np.float32)))
-    envelope = frame_envelope(record.array("audio"), num_frames)
+    envelope = speech_envelope(record.array("audio"), num_frames)
     times = (np.arange(num_frames) + 0.5) / timebase.FPS
     ax = _axes(ax, (10.0, 2.5))
     for segment in record.phonemes:

@@ -83,9 +83,7 @@ def phoneme_id(label: str) -> int:
     try:
         return _ID_OF[strip_stress(label)]
     except KeyError:
-        raise ValueError(
-            f"datamodules/phonemes.py: unknown phoneme label {label!r}; expected one of {VOCAB}"
-        ) from None
+        raise ValueError(f"unknown phoneme label {label!r}; expected one of {VOCAB}") from None
 
 
 # --- text normalisation -------------------------------------------------------------------------
@@ -146,12 +144,12 @@ def words_of(text: str) -> list[str]:
     "21st" -> ["twenty", "first"].
     """
     if not text or not text.strip():
-        raise ValueError(f"datamodules/phonemes.py: empty transcript {text!r}: nothing to pronounce")
+        raise ValueError(f"empty transcript {text!r}: nothing to pronounce")
     plain = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
     plain = _NUMBER.sub(_spell_number, _THOUSANDS_COMMA.sub("", plain.lower()))
     words = _WORD.findall(plain)
     if not words:
-        raise ValueError(f"datamodules/phonemes.py: transcript {text!r} contains no words to pronounce")
+        raise ValueError(f"transcript {text!r} contains no words to pronounce")
     return words
 
 
@@ -164,7 +162,7 @@ class _ContainersOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> type:
         if (module, name) in {("builtins", "set"), ("__builtin__", "set")}:
             return set
-        raise pickle.UnpicklingError(f"datamodules/phonemes.py: tagger pickle may not load {module}.{name}")
+        raise pickle.UnpicklingError(f"tagger pickle may not load {module}.{name}")
 
 
 @functools.cache
@@ -176,8 +174,7 @@ def _tagger() -> PerceptronTagger:
     spec = importlib.util.find_spec(_TAGGER_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            f"datamodules/phonemes.py: the POS tagger weights need the {_TAGGER_PACKAGE!r} package "
-            "(pip install textblob-aptagger)"
+            f"the POS tagger weights need the {_TAGGER_PACKAGE!r} package (pip install textblob-aptagger)"
         )
     with (Path(spec.submodule_search_locations[0]) / _TAGGER_FILE).open("rb") as file:
         weights, tagdict, classes = _ContainersOnly(file, encoding="utf-8").load()
@@ -246,6 +243,6 @@ def pronounce(text: str) -> list[WordPronunciation]:
             arpabet, in_dictionary = g2p.predict(word), False
         phonemes = tuple(strip_stress(p) for p in arpabet if strip_stress(p) in PHONEMES)
         if not phonemes:
-            raise ValueError(f"datamodules/phonemes.py: g2p-en gave no phonemes for the word {word!r}")
+            raise ValueError(f"g2p-en gave no phonemes for the word {word!r}")
         result.append(WordPronunciation(word, phonemes, in_dictionary))
     return result

@@ -50,8 +50,6 @@ __all__ = [
     "speaker_reference",
 ]
 
-_WHERE = "lightning_modules/face2vid_evaluation.py"
-
 
 @dataclass(frozen=True)
 class EvaluationVideo:
@@ -82,7 +80,7 @@ def speaker_reference(record: CachedUtterance, pool: Sequence[CachedUtterance]) 
     )
     if not others:
         raise ValueError(
-            f"{_WHERE}: no other utterance of speaker {record.speaker!r} to take a reference frame from "
+            f"no other utterance of speaker {record.speaker!r} to take a reference frame from "
             f"(evaluating {record.utterance!r}); the reference must not come from the video it is compared to"
         )
     return others[0]
@@ -118,9 +116,7 @@ def evaluation_videos(
             size,
         )
         if len(frames) < 2:
-            raise ValueError(
-                f"{_WHERE}: {record.speaker}/{record.utterance} has < 2 frames: no motion to score"
-            )
+            raise ValueError(f"{record.speaker}/{record.utterance} has < 2 frames: no motion to score")
         flow, valid = estimate_flow(frames[1:], frames[:-1], "medium")
         videos.append(
             EvaluationVideo(
@@ -170,7 +166,7 @@ def score_videos(
     ``frames`` (how many) and ``seconds_per_frame`` (time spent in ``make``).
     """
     if not videos:
-        raise ValueError(f"{_WHERE}: no videos to score")
+        raise ValueError("no videos to score")
     metrics = {
         "psnr": PeakSignalNoiseRatio(data_range=1.0),
         "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
@@ -188,8 +184,7 @@ def score_videos(
         seconds += time.perf_counter() - started
         if generated.shape != video.frames.shape:
             raise ValueError(
-                f"{_WHERE}: made {tuple(generated.shape)} for {video.name}, "
-                f"expected {tuple(video.frames.shape)}"
+                f"made {tuple(generated.shape)} for {video.name}, expected {tuple(video.frames.shape)}"
             )
         real, size = video.frames, video.frames.shape[-1]
         frames_made += len(real)

@@ -84,10 +84,9 @@ from talking_face.lightning_modules.networks.discriminator import MultiScaleDisc
 from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
 from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
 from talking_face.lightning_modules.networks.warp import landmark_flow, warp
+from talking_face.shapes import check_shape
 
 __all__ = ["DEFAULT_LOSS_WEIGHTS", "TEST_SPLITS", "Face2VidModule"]
-
-_WHERE = "lightning_modules/face2vid_module.py"
 
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "adversarial": 1.0,
@@ -236,17 +235,16 @@ class Face2VidModule(L.LightningModule):
         unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
             raise ValueError(
-                f"{_WHERE}: unknown loss names {sorted(unknown)} in loss_weights; known: "
-                f"{sorted(DEFAULT_LOSS_WEIGHTS)}"
+                f"unknown loss names {sorted(unknown)} in loss_weights; known: {sorted(DEFAULT_LOSS_WEIGHTS)}"
             )
         weights = DEFAULT_LOSS_WEIGHTS | dict(loss_weights or {})
         bad = {k: v for k, v in weights.items() if not (math.isfinite(v) and v >= 0)}
         if bad:
-            raise ValueError(f"{_WHERE}: loss weights must be finite and >= 0, got {bad}")
+            raise ValueError(f"loss weights must be finite and >= 0, got {bad}")
         if image_size % 8 or image_size < 16:
-            raise ValueError(f"{_WHERE}: image_size must be a multiple of 8 and >= 16, got {image_size}")
+            raise ValueError(f"image_size must be a multiple of 8 and >= 16, got {image_size}")
         if not 0.0 <= own_previous_max <= 1.0:
-            raise ValueError(f"{_WHERE}: own_previous_max must lie in [0, 1], got {own_previous_max}")
+            raise ValueError(f"own_previous_max must lie in [0, 1], got {own_previous_max}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = Face2VidGenerator(
@@ -353,18 +351,11 @@ class Face2VidModule(L.LightningModule):
             for s, u, t in zip(batch["speaker"], batch["utterance"], batch["start"], strict=True)
         ]
         frames, landmarks = batch["frames"], batch["landmarks"]
-        if (
-            frames.ndim != 5
-            or frames.shape[2] != 3
-            or landmarks.shape != (*frames.shape[:2], NUM_LANDMARKS, 2)
-        ):
-            raise ValueError(
-                f"{_WHERE}: want frames [B, L, 3, S, S] and landmarks [B, L, 68, 2], got "
-                f"{tuple(frames.shape)} and {tuple(landmarks.shape)} (batch {names})"
-            )
+        dims = check_shape(frames, "B L 3 S S", f"frames (batch {names})")
+        check_shape(landmarks, f"B L {NUM_LANDMARKS} 2", f"landmarks (batch {names})", dims)
         for key in ("frames", "landmarks", "reference_frame", "reference_landmarks"):
             if not torch.isfinite(batch[key]).all():
-                raise FloatingPointError(f"{_WHERE}: {key} holds NaN or inf values in the batch of {names}")
+                raise FloatingPointError(f"{key} holds NaN or inf values in the batch of {names}")
         frames, landmarks = resize_clip(frames, landmarks, hp.image_size)
         reference, reference_landmarks = resize_clip(
             batch["reference_frame"], batch["reference_landmarks"], hp.image_size
@@ -516,18 +507,12 @@ class Face2VidModule(L.LightningModule):
             ``GeneratorOutput`` of [B, T, ...] tensors; ``.frame`` is the video.
         """
         hp = self.hparams
-        if landmarks.ndim != 4 or landmarks.shape[2:] != (NUM_LANDMARKS, 2) or landmarks.shape[1] < 1:
-            raise ValueError(f"{_WHERE}: landmarks must be [B, T >= 1, 68, 2], got {tuple(landmarks.shape)}")
-        expected = (len(landmarks), 3, hp.image_size, hp.image_size)
-        if tuple(reference_frame.shape) != expected:
-            raise ValueError(
-                f"{_WHERE}: reference_frame must be {list(expected)} (this model makes {hp.image_size}-px "
-                f"crops; crop or resize the face to that size), got {list(reference_frame.shape)}"
-            )
-        if reference_landmarks.shape != (len(landmarks), NUM_LANDMARKS, 2):
-            raise ValueError(
-                f"{_WHERE}: reference_landmarks must be [B, 68, 2], got {tuple(reference_landmarks.shape)}"
-            )
+        dims = check_shape(landmarks, f"B T {NUM_LANDMARKS} 2", "landmarks")
+        if dims["T"] < 1:
+            raise ValueError(f"landmarks hold no frame: {list(landmarks.shape)}")
+        size = hp.image_size  # this model makes crops of that size: crop or resize the face to it
+        check_shape(reference_frame, f"B 3 {size} {size}", f"reference_frame (of a {size}-px model)", dims)
+        check_shape(reference_landmarks, f"B {NUM_LANDMARKS} 2", "reference_landmarks", dims)
         device = self.device
         reference = reference_frame.to(device, torch.float32)
         reference_landmarks, landmarks = reference_landmarks.to(device), landmarks.to(device)
@@ -546,16 +531,11 @@ class Face2VidModule(L.LightningModule):
         """The last K of ``previous`` [B, k, 3, S, S] (landmarks [B, k, 68, 2]) become the history; with fewer
         than K, the reference stays in front, as at the start of a video."""
         k = self.hparams.num_previous
-        if previous_landmarks is None or previous.shape[:2] != previous_landmarks.shape[:2]:
-            raise ValueError(
-                f"{_WHERE}: previous frames {tuple(previous.shape)} need their landmarks [B, k, 68, 2], got "
-                f"{None if previous_landmarks is None else tuple(previous_landmarks.shape)}"
-            )
         frames = history.frames
-        if previous.ndim != 5 or previous.shape[0] != len(frames) or previous.shape[2:] != frames.shape[2:]:
-            raise ValueError(
-                f"{_WHERE}: previous must be [B, k, 3, S, S] like the reference, got {tuple(previous.shape)}"
-            )
+        if previous_landmarks is None:
+            raise ValueError("previous frames need their previous_landmarks [B, k, 68, 2]")
+        dims = check_shape(previous, "B k 3 S S", "previous", {"B": len(frames), "S": frames.shape[-1]})
+        check_shape(previous_landmarks, f"B k {NUM_LANDMARKS} 2", "previous_landmarks", dims)
         previous, previous_landmarks = previous[:, -k:].to(frames), previous_landmarks[:, -k:].to(frames)
         keep = k - previous.shape[1]
         return _History(
@@ -585,18 +565,13 @@ class Face2VidModule(L.LightningModule):
         Returns:
             frames [T, 3, S, S] in [0, 1], float32 on the module's device.
         """
-        if landmarks.ndim != 3:
-            raise ValueError(f"{_WHERE}: landmarks must be [T, 68, 2], got {tuple(landmarks.shape)}")
-        if reference_frame.ndim != 3 or reference_landmarks.ndim != 2:
-            raise ValueError(
-                f"{_WHERE}: reference_frame must be [3, S, S] and reference_landmarks [68, 2], got "
-                f"{tuple(reference_frame.shape)} and {tuple(reference_landmarks.shape)}"
-            )
-        if len(landmarks) < 1:
-            raise ValueError(f"{_WHERE}: landmarks hold no frame: {tuple(landmarks.shape)}")
+        if check_shape(landmarks, f"T {NUM_LANDMARKS} 2", "landmarks")["T"] < 1:
+            raise ValueError(f"landmarks hold no frame: {list(landmarks.shape)}")
+        check_shape(reference_frame, "3 S S", "reference_frame")
+        check_shape(reference_landmarks, f"{NUM_LANDMARKS} 2", "reference_landmarks")
         if previous is not None:
             if previous_landmarks is None:
-                raise ValueError(f"{_WHERE}: previous frames need their previous_landmarks [k, 68, 2]")
+                raise ValueError("previous frames need their previous_landmarks [k, 68, 2]")
             previous, previous_landmarks = previous[None], previous_landmarks[None]
         k = self.hparams.num_previous
         chunks = []
@@ -631,7 +606,7 @@ class Face2VidModule(L.LightningModule):
         )
         if clip.frames.shape[1] < hp.num_previous + 1:
             raise ValueError(
-                f"{_WHERE}: training clips have {clip.frames.shape[1]} frames, fewer than K+1 = "
+                f"training clips have {clip.frames.shape[1]} frames, fewer than K+1 = "
                 f"{hp.num_previous + 1} (the temporal critic judges K+1 frames): set data.clip_length >= "
                 f"{hp.num_previous + 1}"
             )
@@ -683,7 +658,7 @@ class Face2VidModule(L.LightningModule):
         if not torch.isfinite(total):
             values = ", ".join(f"{name}={float(value.detach()):.4g}" for name, value in losses.items())
             raise FloatingPointError(
-                f"{_WHERE}: non-finite {what} loss at step {self._batches_done} ({values}) in the batch of "
+                f"non-finite {what} loss at step {self._batches_done} ({values}) in the batch of "
                 f"{clip.names}; stopped before the optimiser step, the weights are untouched by it"
             )
         optimizer.zero_grad(set_to_none=True)
@@ -696,7 +671,7 @@ class Face2VidModule(L.LightningModule):
             ]
             if grads and not torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads]).sum()):
                 raise FloatingPointError(
-                    f"{_WHERE}: non-finite {what} gradient at step {self._batches_done} in the batch of "
+                    f"non-finite {what} gradient at step {self._batches_done} in the batch of "
                     f"{clip.names}; stopped before the optimiser step"
                 )
         if self.hparams.gradient_clip_val:
@@ -830,9 +805,7 @@ class Face2VidModule(L.LightningModule):
         discriminator = torch.optim.Adam(critics, lr=hp.lr_discriminator, betas=betas)
         total = self.trainer.estimated_stepping_batches
         if hp.lr_schedule == "linear_decay" and not math.isfinite(total):
-            raise ValueError(
-                f"{_WHERE}: lr_schedule linear_decay needs a finite run (trainer.max_epochs or max_steps)"
-            )
+            raise ValueError("lr_schedule linear_decay needs a finite run (trainer.max_epochs or max_steps)")
         decay_start = hp.decay_start_fraction * total if hp.lr_schedule == "linear_decay" else math.inf
 
         def factor(step: int) -> float:  # constant, then linear to 0 from decay_start

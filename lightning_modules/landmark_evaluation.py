@@ -57,8 +57,6 @@ ORACLE_MODES = ("text_oracle", "both_oracle")
 BASELINES = ("reference", "mean_mouth")
 """Constant predictions: the neutral mouth, and it plus the training set's mean displacement."""
 
-_WHERE = "lightning_modules/landmark_evaluation.py"
-
 
 @dataclass(frozen=True)
 class TextInputs:
@@ -88,7 +86,7 @@ def text_inputs(record: CachedUtterance) -> TextInputs:
         return TextInputs(tokens, None, None)
     if timing.num_frames != record.num_frames:
         raise ValueError(
-            f"{_WHERE}: {record.path}: the aligner's {timing.num_frames} frames differ from the record's "
+            f"{record.path}: the aligner's {timing.num_frames} frames differ from the record's "
             f"{record.num_frames}: audio.npy does not hold num_frames frames of audio"
         )
     return TextInputs(tokens, timing.frame_ids(), timing.score)
@@ -102,7 +100,7 @@ def honest_batch(items: Sequence[dict], inputs: Sequence[TextInputs]) -> dict:
     ``aligned`` bool [B] (False where it failed).
     """
     if len(items) != len(inputs):
-        raise ValueError(f"{_WHERE}: {len(items)} items but {len(inputs)} text inputs")
+        raise ValueError(f"{len(items)} items but {len(inputs)} text inputs")
     batch = collate_sequences(list(items))
     lengths = batch["lengths"]
     token_lengths = torch.tensor([len(x.tokens) for x in inputs])
@@ -113,7 +111,7 @@ def honest_batch(items: Sequence[dict], inputs: Sequence[TextInputs]) -> dict:
         if x.aligned_ids is not None:
             if len(x.aligned_ids) != length:
                 raise ValueError(
-                    f"{_WHERE}: row {row}: {len(x.aligned_ids)} aligned frames for a {length}-frame record"
+                    f"row {row}: {len(x.aligned_ids)} aligned frames for a {length}-frame record"
                 )
             aligned_ids[row, :length] = torch.from_numpy(x.aligned_ids)
     aligned = torch.tensor([x.aligned_ids is not None for x in inputs])
@@ -136,7 +134,7 @@ def predict_honest(
     modes = list(modes)
     unknown = set(modes) - {*HONEST_MODES, *ORACLE_MODES, *BASELINES}
     if unknown:
-        raise ValueError(f"{_WHERE}: unknown modes {sorted(unknown)}")
+        raise ValueError(f"unknown modes {sorted(unknown)}")
     batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     reference, lengths = batch["mouth_reference"], batch["lengths"]
     features = batch["audio_features"]
@@ -186,7 +184,7 @@ def evaluate_records(
     from talking_face.lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
 
     if len(records) != len(inputs) or not records:
-        raise ValueError(f"{_WHERE}: need one TextInputs per record, got {len(records)} and {len(inputs)}")
+        raise ValueError(f"need one TextInputs per record, got {len(records)} and {len(inputs)}")
     modes = list(modes)
     metrics = {mode: (MouthLandmarkDistance(), LandmarkVelocityError()) for mode in modes}
     dataset = LandmarkSequenceDataset(records)

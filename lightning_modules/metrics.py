@@ -15,17 +15,15 @@ __all__ = ["LandmarkVelocityError", "MouthLandmarkDistance"]
 
 
 def _check(preds: Tensor, target: Tensor, mask: Tensor, pixels_per_unit: Tensor) -> None:
-    where = "lightning_modules/metrics.py"
     if preds.shape != target.shape or preds.ndim != 4 or preds.shape[-1] != 2:
         raise ValueError(
-            f"{where}: preds {tuple(preds.shape)} and target {tuple(target.shape)} must both be [B, T, P, 2]"
+            f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must both be [B, T, P, 2]"
         )
     if mask.shape != preds.shape[:2]:
-        raise ValueError(f"{where}: mask must be [B, T] = {tuple(preds.shape[:2])}, got {tuple(mask.shape)}")
+        raise ValueError(f"mask must be [B, T] = {tuple(preds.shape[:2])}, got {tuple(mask.shape)}")
     if pixels_per_unit.shape != preds.shape[:1]:
         raise ValueError(
-            f"{where}: pixels_per_unit must be [B] = {tuple(preds.shape[:1])}, "
-            f"got {tuple(pixels_per_unit.shape)}"
+            f"pixels_per_unit must be [B] = {tuple(preds.shape[:1])}, got {tuple(pixels_per_unit.shape)}"
         )
 
 

@@ -365,10 +365,13 @@ def test_generation_in_chunks_equals_one_go(sequence: dict) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"reference_frame": torch.rand(3, 48, 48)}, "32-px crops"),
+        (
+            {"reference_frame": torch.rand(3, 48, 48)},
+            r"reference_frame \(of a 32-px model\) must be \[B, 3, 32, 32\]",
+        ),
         ({"landmarks": torch.full((3, 68, 2), float("nan"))}, "NaN"),
         ({"landmarks": torch.zeros(0, 68, 2)}, "no frame"),
-        ({"landmarks": torch.zeros(3, 20, 2)}, r"\[B, T >= 1, 68, 2\]"),
+        ({"landmarks": torch.zeros(3, 20, 2)}, r"landmarks must be \[T, 68, 2\], got \[3, 20, 2\]"),
         ({"previous": torch.rand(2, 3, 32, 32)}, "previous_landmarks"),
     ],
 )

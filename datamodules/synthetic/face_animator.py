@@ -57,7 +57,6 @@ __all__ = [
     "tps_warp_points",
 ]
 
-_WHERE = "datamodules/synthetic/face_animator.py"
 _P = {name: i for i, name in enumerate(PARAMS)}
 
 # Mouth points, as indices into the 20 mouth points (landmark index - 48).
@@ -114,7 +113,7 @@ def inter_ocular(landmarks: np.ndarray) -> np.ndarray:
 def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (NUM_LANDMARKS, 2) or not np.isfinite(landmarks).all():
-        raise ValueError(f"{_WHERE}: want finite neutral landmarks [68, 2], got {landmarks.shape}")
+        raise ValueError(f"want finite neutral landmarks [68, 2], got {landmarks.shape}")
     return landmarks
 
 
@@ -148,7 +147,7 @@ def articulate(neutral: np.ndarray, track: np.ndarray, style: SpeakerStyle) -> n
     neutral = _check_landmarks(neutral)
     track = np.asarray(track, dtype=np.float64)
     if track.ndim != 2 or track.shape[1] != len(PARAMS):
-        raise ValueError(f"{_WHERE}: want an articulation track [T, {len(PARAMS)}], got {track.shape}")
+        raise ValueError(f"want an articulation track [T, {len(PARAMS)}], got {track.shape}")
     iod = float(inter_ocular(neutral))
     origin, x_axis, y_axis, half_width = _mouth_frame(neutral)
     local = (neutral[MOUTH.start : MOUTH.stop] - origin) @ np.stack([x_axis, y_axis], axis=1)  # [20, 2]
@@ -352,13 +351,13 @@ class FaceAnimator:
             or photo.shape[2] != 3
         ):
             got = f"{photo.dtype} {photo.shape}" if isinstance(photo, np.ndarray) else type(photo).__name__
-            raise ValueError(f"{_WHERE}: want an RGB uint8 photo [H, W, 3], got {got}")
+            raise ValueError(f"want an RGB uint8 photo [H, W, 3], got {got}")
         self.photo = photo
         self.neutral = _check_landmarks(neutral_landmarks)
         self.height, self.width = photo.shape[:2]
         self.iod = float(inter_ocular(self.neutral))
         if self.iod < 8:
-            raise ValueError(f"{_WHERE}: face too small to animate (inter-ocular distance {self.iod:.1f} px)")
+            raise ValueError(f"face too small to animate (inter-ocular distance {self.iod:.1f} px)")
         self.centre = self.neutral.mean(axis=0)
         # Warp anchors: a ring around the head that moves with it (clear of the chin's travel; less and
         # less below the chin, where the neck meets the still shoulders), and points that never move, a

@@ -29,8 +29,6 @@ import numpy as np
 
 __all__ = ["FacePhoto", "load_photo", "packaged_photos"]
 
-_WHERE = "datamodules/synthetic/photos.py"
-
 
 @dataclass(frozen=True)
 class FacePhoto:
@@ -78,12 +76,10 @@ def _read_rgb(photo: FacePhoto) -> np.ndarray:
 
     path = photo.file()
     if path is None:
-        raise FileNotFoundError(
-            f"{_WHERE}: photo {photo.name!r} needs package {photo.package!r} (file {photo.path})"
-        )
+        raise FileNotFoundError(f"photo {photo.name!r} needs package {photo.package!r} (file {photo.path})")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"{_WHERE}: cannot read photo {photo.name!r} from {path}")
+        raise ValueError(f"cannot read photo {photo.name!r} from {path}")
     return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
@@ -151,6 +147,6 @@ def load_photo(
     image = _read_rgb(photo)
     faces = _framing_detector().detect(image)
     if not faces:
-        raise RuntimeError(f"{_WHERE}: no face found in packaged photo {photo.source}")
+        raise RuntimeError(f"no face found in packaged photo {photo.source}")
     framed = _warp_with_soft_border(image, _framing(faces[0].landmarks, size, face_fraction), size)
     return np.ascontiguousarray(framed[:, ::-1]) if mirrored else framed

@@ -51,7 +51,6 @@ from talking_face.datamodules.segments import Segment
 
 __all__ = ["Speech", "Voice", "available_voices", "default_voices", "synthesize"]
 
-_WHERE = "datamodules/synthetic/tts.py"
 Engine = Literal["espeak", "festival"]
 _ENGINES = ("espeak", "festival")
 
@@ -76,11 +75,11 @@ class Voice:
 
     def __post_init__(self) -> None:
         if self.engine not in _ENGINES:
-            raise ValueError(f"{_WHERE}: unknown engine {self.engine!r}; expected one of {_ENGINES}")
+            raise ValueError(f"unknown engine {self.engine!r}; expected one of {_ENGINES}")
         for field in ("rate", "pitch", "pitch_range"):
             value = getattr(self, field)
             if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(f"{_WHERE}: voice {self.name!r} needs a positive {field}, got {value}")
+                raise ValueError(f"voice {self.name!r} needs a positive {field}, got {value}")
 
     @property
     def slug(self) -> str:
@@ -111,7 +110,7 @@ class Speech:
 def synthesize(text: str, voice: Voice) -> Speech:
     """Speak ``text`` with ``voice``; raises ``ValueError`` for empty text or a voice not on this machine."""
     if not text or not text.strip():
-        raise ValueError(f"{_WHERE}: empty text {text!r}: nothing to synthesise")
+        raise ValueError(f"empty text {text!r}: nothing to synthesise")
     text = " ".join(text.split())  # newlines and tabs mean nothing to either engine
     return _espeak_synthesize(text, voice) if voice.engine == "espeak" else _festival_synthesize(text, voice)
 
@@ -175,7 +174,7 @@ def _phoneme_segments(
     def labels_of(symbol: str) -> tuple[str, ...]:
         if symbol not in table:
             raise ValueError(
-                f"{_WHERE}: {engine} phoneme {symbol!r} has no ARPAbet equivalent in the table; add it there"
+                f"{engine} phoneme {symbol!r} has no ARPAbet equivalent in the table; add it there"
             )
         return table[symbol]
 
@@ -287,7 +286,7 @@ def _espeak_library() -> Iterator[tuple[ctypes.CDLL, int]]:
     try:
         import espeakng_loader
     except ImportError as error:
-        raise ImportError(f"{_WHERE}: espeak voices need the espeakng-loader package") from error
+        raise ImportError("espeak voices need the espeakng-loader package") from error
     with _ESPEAK_LOCK:
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
@@ -305,7 +304,7 @@ def _espeak_library() -> Iterator[tuple[ctypes.CDLL, int]]:
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS)
         try:
             if rate <= 0:
-                raise RuntimeError(f"{_WHERE}: espeak_Initialize failed (data {data.decode()!r})")
+                raise RuntimeError(f"espeak_Initialize failed (data {data.decode()!r})")
             yield lib, rate
         finally:
             lib.espeak_Terminate()
@@ -343,7 +342,7 @@ def _espeak_parameters(voice: Voice) -> dict[int, int]:
     base, _, variant = voice.name.partition("+")
     if base not in catalogue.bases or (variant and variant not in catalogue.variants):
         raise ValueError(
-            f"{_WHERE}: no espeak voice {voice.name!r}; names are ACCENT or ACCENT+VARIANT with ACCENT "
+            f"no espeak voice {voice.name!r}; names are ACCENT or ACCENT+VARIANT with ACCENT "
             f"one of {list(catalogue.bases)} and VARIANT one of {list(catalogue.variants)}"
         )
     wpm = round(_RATE_NORMAL * voice.rate)
@@ -353,7 +352,7 @@ def _espeak_parameters(voice: Voice) -> dict[int, int]:
     spread = round(50 * voice.pitch_range)
     if not (_RATE_MIN <= wpm <= _RATE_MAX and 0 <= pitch <= 100 and 0 <= spread <= 100):
         raise ValueError(
-            f"{_WHERE}: espeak voice {voice.name!r}: rate {voice.rate}, pitch {voice.pitch} or pitch_range "
+            f"espeak voice {voice.name!r}: rate {voice.rate}, pitch {voice.pitch} or pitch_range "
             f"{voice.pitch_range} is out of espeak's range (rate {_RATE_MIN / _RATE_NORMAL:.2f}-"
             f"{_RATE_MAX / _RATE_NORMAL:.2f}, pitch 0.5-2.0, pitch_range 0-2)"
         )
@@ -384,12 +383,12 @@ def _espeak_run(text: str, voice: Voice) -> tuple[np.ndarray, int, list[_EspeakE
         callback = _SynthCallback(collect)  # referenced until synthesis is over
         lib.espeak_SetSynthCallback(callback)
         if lib.espeak_SetVoiceByName(voice.name.encode()) != _EE_OK:
-            raise ValueError(f"{_WHERE}: espeak could not load voice {voice.name!r}")
+            raise ValueError(f"espeak could not load voice {voice.name!r}")
         for parameter, value in parameters.items():
             lib.espeak_SetParameter(parameter, value, 0)
         status = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
     if status != _EE_OK:
-        raise RuntimeError(f"{_WHERE}: espeak_Synth failed with status {status} on {text!r}")
+        raise RuntimeError(f"espeak_Synth failed with status {status} on {text!r}")
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), rate, events
 
 
@@ -421,7 +420,7 @@ def _espeak_synthesize(text: str, voice: Voice) -> Speech:
     samples, sample_rate, events = _espeak_run(text, voice)
     duration = len(samples) / sample_rate
     if duration == 0.0:
-        raise ValueError(f"{_WHERE}: espeak voice {voice.name!r} produced no audio for {text!r}")
+        raise ValueError(f"espeak voice {voice.name!r} produced no audio for {text!r}")
     phones = [e for e in events if e.kind == _EVENT_PHONEME]
     starts = [(_strip_stress(e.symbol), e.time) for e in phones]
     segments = _phoneme_segments(starts, duration, _ESPEAK_TO_ARPABET, "espeak", _ESPEAK_BEFORE_R)
@@ -525,7 +524,7 @@ def _run_festival(script: str, workdir: Path, what: str) -> str:
     """Run a Scheme ``script`` with ``festival --batch`` in ``workdir``; its stdout, which must end "DONE"."""
     exe = shutil.which("festival")
     if exe is None:
-        raise ValueError(f"{_WHERE}: festival is not installed (Debian: apt-get install festival)")
+        raise ValueError("festival is not installed (Debian: apt-get install festival)")
     path = workdir / "script.scm"
     path.write_text(script + '(format t "DONE\\n")\n', encoding="utf-8")
     # cwd: the HTS module writes scratch files into the working directory
@@ -539,7 +538,7 @@ def _run_festival(script: str, workdir: Path, what: str) -> str:
     )
     if done.returncode != 0 or not done.stdout.rstrip().endswith("DONE"):
         raise RuntimeError(
-            f"{_WHERE}: festival failed on {what} (exit {done.returncode}): "
+            f"festival failed on {what} (exit {done.returncode}): "
             f"{(done.stderr or done.stdout).strip()[-600:]}"
         )
     return done.stdout
@@ -583,13 +582,11 @@ def _festival_voice(voice: Voice) -> _FestivalVoice:
         package = _FESTIVAL_PACKAGES.get(voice.name)
         hint = f" (Debian: apt-get install festival {package})" if package else ""
         raise ValueError(
-            f"{_WHERE}: no festival voice {voice.name!r} on this machine{hint}; installed and usable: "
+            f"no festival voice {voice.name!r} on this machine{hint}; installed and usable: "
             f"{_festival_voices()}"
         )
     if not info.pitch_control and (voice.pitch != 1.0 or voice.pitch_range != 1.0):
-        raise ValueError(
-            f"{_WHERE}: festival voice {voice.name!r} makes its own F0; use pitch=1.0 and pitch_range=1.0"
-        )
+        raise ValueError(f"festival voice {voice.name!r} makes its own F0; use pitch=1.0 and pitch_range=1.0")
     return info
 
 
@@ -602,7 +599,7 @@ def _festival_synthesize(text: str, voice: Voice) -> Speech:
     # festival reads 8-bit text: accents are dropped ("café" -> "cafe"), other scripts cannot be spoken
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     if not text.strip():
-        raise ValueError(f"{_WHERE}: festival voices speak only Latin-script text")
+        raise ValueError("festival voices speak only Latin-script text")
     pitch = ""
     if voice.pitch != 1.0 or voice.pitch_range != 1.0:  # rescale the F0 targets' mean and spread
         pitch = f"""(set! int_lr_params (list
@@ -628,7 +625,7 @@ def _festival_synthesize(text: str, voice: Voice) -> Speech:
         audio, sample_rate = _read_wav(wav)
     duration = len(audio) / sample_rate
     if duration == 0.0:
-        raise ValueError(f"{_WHERE}: festival voice {voice.name!r} produced no audio for {text!r}")
+        raise ValueError(f"festival voice {voice.name!r} produced no audio for {text!r}")
     rows = [line.split("\t") for line in out.splitlines()]
     ends = [(row[1], float(row[2])) for row in rows if row[0] == "SEG" and len(row) == 3]
     # festival gives end times: each segment starts where the previous one ended
@@ -653,6 +650,6 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     """float32 [N] in [-1, 1] and the rate of a 16-bit mono RIFF file."""
     with wave.open(str(path), "rb") as file:
         if file.getsampwidth() != 2 or file.getnchannels() != 1:
-            raise RuntimeError(f"{_WHERE}: festival wrote {path} as other than 16-bit mono")
+            raise RuntimeError(f"festival wrote {path} as other than 16-bit mono")
         data = np.frombuffer(file.readframes(file.getnframes()), dtype="<i2")
         return data.astype(np.float32) / 32768.0, file.getframerate()

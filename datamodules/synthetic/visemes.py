@@ -55,8 +55,6 @@ __all__ = [
     "param_index",
 ]
 
-_WHERE = "datamodules/synthetic/visemes.py"
-
 PARAMS: tuple[str, ...] = (
     "jaw_open",
     "lip_width",
@@ -205,7 +203,7 @@ class SpeakerStyle:
             n for n in non_negative if getattr(self, n) < 0
         ]
         if bad:
-            raise ValueError(f"{_WHERE}: SpeakerStyle fields {bad} out of range: {self}")
+            raise ValueError(f"SpeakerStyle fields {bad} out of range: {self}")
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> SpeakerStyle:
@@ -256,7 +254,7 @@ def _row_of(label: str) -> int | None:
     if symbol in DIPHTHONGS:
         return None
     if symbol not in _ROW:
-        raise ValueError(f"{_WHERE}: no viseme for phoneme label {label!r}; known: {sorted(_ROW)}")
+        raise ValueError(f"no viseme for phoneme label {label!r}; known: {sorted(_ROW)}")
     return _ROW[symbol]
 
 
@@ -291,7 +289,7 @@ def articulation_track(
     rng: per-utterance randomness (instance noise, timing jitter, effort); None gives the noise-free track.
     """
     if num_frames < 0:
-        raise ValueError(f"{_WHERE}: num_frames must be >= 0, got {num_frames}")
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
     style = style or SpeakerStyle()
     times = np.asarray(timebase.frame_times(num_frames), dtype=np.float64)
     rows, centres, halves = _gestures(phonemes)

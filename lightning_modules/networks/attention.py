@@ -32,8 +32,7 @@ class SpatialSelfAttention(nn.Module):
         head_channels = head_channels or channels // heads
         if heads < 1 or head_channels < 1:
             raise ValueError(
-                f"lightning_modules/networks/attention.py: need heads >= 1 and channels per head >= 1, "
-                f"got channels={channels}, heads={heads}"
+                f"need heads >= 1 and channels per head >= 1, got channels={channels}, heads={heads}"
             )
         self.heads = heads
         inner = heads * head_channels
@@ -44,10 +43,7 @@ class SpatialSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.norm.num_channels:
-            raise ValueError(
-                f"lightning_modules/networks/attention.py: want [B, {self.norm.num_channels}, H, W], "
-                f"got {tuple(x.shape)}"
-            )
+            raise ValueError(f"want [B, {self.norm.num_channels}, H, W], got {tuple(x.shape)}")
         height = x.shape[2]
         q, k, v = rearrange(
             self.qkv(self.norm(x)), "b (qkv heads d) h w -> qkv b heads (h w) d", qkv=3, heads=self.heads

@@ -84,10 +84,7 @@ class MultiScaleDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         if num_scales < 1 or layers < 1:
-            raise ValueError(
-                "lightning_modules/networks/discriminator.py: need num_scales >= 1 and layers >= 1, "
-                f"got {num_scales}, {layers}"
-            )
+            raise ValueError(f"need num_scales >= 1 and layers >= 1, got {num_scales}, {layers}")
         self.in_channels = in_channels
         self.scales = nn.ModuleList(
             PatchDiscriminator(in_channels, channels, layers, use_attention, attention_heads)
@@ -96,10 +93,7 @@ class MultiScaleDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> list[list[Tensor]]:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"lightning_modules/networks/discriminator.py: want [B, {self.in_channels}, H, W], "
-                f"got {tuple(x.shape)}"
-            )
+            raise ValueError(f"want [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
         outputs = []
         for index, critic in enumerate(self.scales):
             if index:

@@ -45,7 +45,6 @@ from talking_face.lightning_modules.networks.warp import warp
 
 __all__ = ["Face2VidGenerator", "GeneratorOutput"]
 
-_WHERE = "lightning_modules/networks/generator.py"
 _DOWNSAMPLING = 8  # the encoder halves the size three times
 # At init the generator copies the warped frames (the previous one, else the reference): a video of the
 # person that stands still is a good first guess, and training only has to learn what changes.
@@ -148,7 +147,7 @@ class Face2VidGenerator(nn.Module):
         super().__init__()
         if num_previous < 1 or channels < 4 or bottleneck_blocks < 1:
             raise ValueError(
-                f"{_WHERE}: need num_previous >= 1, channels >= 4, bottleneck_blocks >= 1, got "
+                f"need num_previous >= 1, channels >= 4, bottleneck_blocks >= 1, got "
                 f"{num_previous}, {channels}, {bottleneck_blocks}"
             )
         self.sketch_channels = sketch_channels
@@ -257,11 +256,11 @@ class Face2VidGenerator(nn.Module):
     ) -> None:
         cs, k = self.sketch_channels, self.num_previous
         if sketch.ndim != 4 or sketch.shape[1] != cs or sketch.shape[2] != sketch.shape[3]:
-            raise ValueError(f"{_WHERE}: sketch must be [B, {cs}, S, S], got {tuple(sketch.shape)}")
+            raise ValueError(f"sketch must be [B, {cs}, S, S], got {tuple(sketch.shape)}")
         batch, _, size, _ = sketch.shape
         if size % _DOWNSAMPLING or size < 2 * _DOWNSAMPLING:
             raise ValueError(
-                f"{_WHERE}: image size {size} is not supported: it must be a multiple of {_DOWNSAMPLING} "
+                f"image size {size} is not supported: it must be a multiple of {_DOWNSAMPLING} "
                 f"and at least {2 * _DOWNSAMPLING} (e.g. 128 or 256)"
             )
         expected = {"reference": (batch, 3, size, size), "reference_sketch": (batch, cs, size, size)}
@@ -272,10 +271,10 @@ class Face2VidGenerator(nn.Module):
                 given[name] = prior
         if self.use_flow:
             if previous is None or previous_sketches is None:
-                raise ValueError(f"{_WHERE}: use_flow needs previous frames and their sketches, got None")
+                raise ValueError("use_flow needs previous frames and their sketches, got None")
             if previous.ndim == 5 and previous.shape[1] != k:
                 raise ValueError(
-                    f"{_WHERE}: the generator needs K={k} previous frames, got {previous.shape[1]}; before "
+                    f"the generator needs K={k} previous frames, got {previous.shape[1]}; before "
                     f"the K-th frame of a video, the reference frame takes the missing places"
                 )
             expected |= {
@@ -286,9 +285,8 @@ class Face2VidGenerator(nn.Module):
         for name, shape in expected.items():
             if tuple(given[name].shape) != shape:
                 raise ValueError(
-                    f"{_WHERE}: {name} must be {list(shape)} like the sketch of frame t, "
-                    f"got {list(given[name].shape)}"
+                    f"{name} must be {list(shape)} like the sketch of frame t, got {list(given[name].shape)}"
                 )
         for name, tensor in given.items():
             if not torch.isfinite(tensor).all():
-                raise ValueError(f"{_WHERE}: {name} holds NaN or inf values")
+                raise ValueError(f"{name} holds NaN or inf values")

@@ -36,12 +36,10 @@ __all__ = [
     "run_progress",
 ]
 
-_WHERE = "lightning_modules/networks/landmark_net.py"
-
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(f"{_WHERE}: {message}")
+        raise ValueError(f"{message}")
 
 
 def lengths_to_mask(lengths: Tensor, max_length: int) -> Tensor:
@@ -200,7 +198,7 @@ class SelfAttentionBlock(nn.Module):
     def __init__(self, channels: int, heads: int = 4, dropout: float = 0.1, mlp_ratio: int = 2) -> None:
         super().__init__()
         if channels % heads:
-            raise ValueError(f"{_WHERE}: hidden size {channels} is not divisible by {heads} attention heads")
+            raise ValueError(f"hidden size {channels} is not divisible by {heads} attention heads")
         self.heads = heads
         self.dropout = dropout
         self.norm = nn.LayerNorm(channels)
@@ -291,7 +289,7 @@ class LandmarkNet(nn.Module):
     ) -> None:
         super().__init__()
         if hidden_size % 2:
-            raise ValueError(f"{_WHERE}: hidden_size must be even (bi-GRU halves), got {hidden_size}")
+            raise ValueError(f"hidden_size must be even (bi-GRU halves), got {hidden_size}")
         self.num_phonemes = num_phonemes
         self.audio = AudioEncoder(hidden_size, audio_blocks, dropout)
         self.text = TextEncoder(num_phonemes, hidden_size, text_blocks, dropout)

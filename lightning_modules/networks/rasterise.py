@@ -65,14 +65,13 @@ def rasterise_landmarks(landmarks: Tensor, size: int, sigma: float | None = None
     and never under half a pixel (thinner lines fall between pixel centres and flicker as they move).
     Points may lie outside the image (lines are cut at the border). NaN landmarks are an error.
     """
-    where = "lightning_modules/networks/rasterise.py"
     if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_LANDMARKS, 2):
-        raise ValueError(f"{where}: want landmarks [B, 68, 2] in crop pixels, got {tuple(landmarks.shape)}")
+        raise ValueError(f"want landmarks [B, 68, 2] in crop pixels, got {tuple(landmarks.shape)}")
     if not torch.isfinite(landmarks).all():
-        raise ValueError(f"{where}: landmarks hold NaN or inf values; cannot draw a sketch")
+        raise ValueError("landmarks hold NaN or inf values; cannot draw a sketch")
     sigma = max(size / 128, 0.5) if sigma is None else float(sigma)
     if size < 1 or sigma <= 0:
-        raise ValueError(f"{where}: need size >= 1 and sigma > 0, got size={size}, sigma={sigma}")
+        raise ValueError(f"need size >= 1 and sigma > 0, got size={size}, sigma={sigma}")
     points = landmarks.float()
     segments = _SEGMENTS.to(points.device)
     start, end = points[:, segments[:, 0]], points[:, segments[:, 1]]  # [B, N, 2]
@@ -101,9 +100,6 @@ def rasterise_landmarks(landmarks: Tensor, size: int, sigma: float | None = None
 def sketch_to_colour(sketch: Tensor) -> Tensor:
     """Sketch [B, SKETCH_CHANNELS, H, W] -> RGB [B, 3, H, W] in [0, 1] on black, one colour per part."""
     if sketch.ndim != 4 or sketch.shape[1] != SKETCH_CHANNELS:
-        raise ValueError(
-            f"lightning_modules/networks/rasterise.py: want sketch [B, {SKETCH_CHANNELS}, H, W], "
-            f"got {tuple(sketch.shape)}"
-        )
+        raise ValueError(f"want sketch [B, {SKETCH_CHANNELS}, H, W], got {tuple(sketch.shape)}")
     colours = _COLOURS.to(sketch.device, torch.float32)
     return torch.einsum("bchw,ck->bkhw", sketch.float(), colours).clamp(0.0, 1.0)

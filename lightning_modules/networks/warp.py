@@ -30,7 +30,7 @@ __all__ = ["flow_to_colour", "landmark_flow", "warp"]
 def _check_flow(flow: Tensor, batch: int, height: int, width: int, where: str) -> None:
     if flow.ndim != 4 or flow.shape[1] != 2 or flow.shape[0] != batch or flow.shape[2:] != (height, width):
         raise ValueError(
-            f"lightning_modules/networks/warp.py: {where} wants flow [B, 2, H, W] = [{batch}, 2, {height}, "
+            f"{where} wants flow [B, 2, H, W] = [{batch}, 2, {height}, "
             f"{width}] (dx, dy in pixels), got {tuple(flow.shape)}"
         )
 
@@ -45,9 +45,7 @@ def warp(image: Tensor, flow: Tensor) -> Tensor:
     from kornia.geometry.transform import remap
 
     if image.ndim != 4:
-        raise ValueError(
-            f"lightning_modules/networks/warp.py: warp wants image [B, C, H, W], got {tuple(image.shape)}"
-        )
+        raise ValueError(f"warp wants image [B, C, H, W], got {tuple(image.shape)}")
     batch, _, height, width = image.shape
     _check_flow(flow, batch, height, width, "warp")
     flow = flow.to(image.dtype)
@@ -83,7 +81,7 @@ def landmark_flow(target: Tensor, source: Tensor, size: int, sigma: float | None
     """
     if target.ndim != 3 or target.shape[-1] != 2 or source.shape != target.shape:
         raise ValueError(
-            "lightning_modules/networks/warp.py: landmark_flow wants target and source points [B, P, 2], "
+            "landmark_flow wants target and source points [B, P, 2], "
             f"got {tuple(target.shape)} and {tuple(source.shape)}"
         )
     sigma = size / 64 if sigma is None else float(sigma)
@@ -115,10 +113,7 @@ def flow_to_colour(flow: Tensor, max_magnitude: float | None = None) -> Tensor:
     from kornia.color import hsv_to_rgb
 
     if flow.ndim != 4 or flow.shape[1] != 2:
-        raise ValueError(
-            "lightning_modules/networks/warp.py: flow_to_colour wants flow [B, 2, H, W], "
-            f"got {tuple(flow.shape)}"
-        )
+        raise ValueError(f"flow_to_colour wants flow [B, 2, H, W], got {tuple(flow.shape)}")
     flow = flow.detach().float()
     magnitude = torch.linalg.vector_norm(flow, dim=1, keepdim=True)  # [B, 1, H, W]
     scale = (

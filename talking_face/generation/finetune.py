@@ -52,8 +52,6 @@ __all__ = [
     "train_on",
 ]
 
-_WHERE = "talking_face/generation/finetune.py"
-
 SENTENCES: tuple[str, ...] = (
     "The birch canoe slid on the smooth planks.",
     "Glue the sheet to the dark blue background.",
@@ -86,7 +84,7 @@ class FaceVideo:
 
     def array(self, name: str) -> np.ndarray:
         if name not in ("frames", "landmarks"):
-            raise KeyError(f"{_WHERE}: a finetuning video holds frames and landmarks only, not {name!r}")
+            raise KeyError(f"a finetuning video holds frames and landmarks only, not {name!r}")
         return getattr(self, name)
 
 

@@ -43,7 +43,6 @@ __all__ = [
     "rest_opening",
 ]
 
-_WHERE = "talking_face/generation/lip_sync.py"
 LIP_SYNC_KEYS = ("face_found", "opening_corr", "best_lag", "pause_opening", "speech_opening", "pause_ratio")
 """What ``lip_sync`` returns, in order."""
 _MIN_FRAMES = 3
@@ -96,7 +95,7 @@ def mouth_lmd(
 
     if detected.shape != target.shape or len(found) != len(detected):
         raise ValueError(
-            f"{_WHERE}: mouth_lmd wants detected and target [T, 68, 2] and found [T], got "
+            f"mouth_lmd wants detected and target [T, 68, 2] and found [T], got "
             f"{detected.shape}, {target.shape} and {np.shape(found)}"
         )
     metric = MouthLandmarkDistance()
@@ -126,7 +125,7 @@ def opening_sync(
     envelope[t - L]: L > 0 means the mouth moves after the sound. Only frames where ``found`` count."""
     if not len(opening) == len(envelope) == len(found):
         raise ValueError(
-            f"{_WHERE}: opening {len(opening)}, envelope {len(envelope)} and found {len(found)} frames differ"
+            f"opening {len(opening)}, envelope {len(envelope)} and found {len(found)} frames differ"
         )
     found = np.asarray(found, bool)
 

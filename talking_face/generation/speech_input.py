@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from talking_face.datamodules import timebase
+from talking_face.datamodules.audio_features import speech_envelope
 from talking_face.errors import InputWarning, UsageError
 
 __all__ = [
@@ -145,14 +146,6 @@ def _resample(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     if sample_rate == timebase.SAMPLE_RATE:
         return audio
     return librosa.resample(audio, orig_sr=sample_rate, target_sr=timebase.SAMPLE_RATE).astype(np.float32)
-
-
-def speech_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
-    """RMS [num_frames] of each video frame's ``timebase.SAMPLES_PER_FRAME`` samples (zero-padded)."""
-    hop = timebase.SAMPLES_PER_FRAME
-    audio = np.asarray(audio, np.float64)
-    padded = np.pad(audio, (0, max(num_frames * hop - audio.size, 0)))[: num_frames * hop]
-    return np.sqrt(np.square(padded.reshape(num_frames, hop)).mean(axis=1))
 
 
 def voice_activity(
