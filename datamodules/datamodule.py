@@ -11,6 +11,11 @@ from talking_face.datamodules.cache import load_manifest
 from talking_face.datamodules.datasets import FaceClipDataset, LandmarkSequenceDataset, collate_sequences
 from talking_face.datamodules.splits import split_records
 
+__all__ = ["TEST_SPLITS", "TalkingFaceDataModule"]
+
+TEST_SPLITS = {"test_utterances": "test", "test_speakers": "test_speakers"}
+"""The test loaders in ``test_dataloader``'s order: the name modules log them under -> the split served."""
+
 
 class TalkingFaceDataModule(L.LightningDataModule):
     """Cached records -> seeded splits -> stage-1 sequences or stage-2 clips.
@@ -88,7 +93,7 @@ class TalkingFaceDataModule(L.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader("test"), self._loader("test_speakers")]
+        return [self._loader(split) for split in TEST_SPLITS.values()]
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test_speakers")

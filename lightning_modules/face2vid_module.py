@@ -58,6 +58,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from talking_face.datamodules.datamodule import TEST_SPLITS
 from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS
 from talking_face.errors import UsageError
 from talking_face.lightning_modules.eval_mode import eval_mode
@@ -86,7 +87,7 @@ from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS, r
 from talking_face.lightning_modules.networks.warp import landmark_flow, warp
 from talking_face.shapes import check_shape
 
-__all__ = ["DEFAULT_LOSS_WEIGHTS", "TEST_SPLITS", "Face2VidModule"]
+__all__ = ["DEFAULT_LOSS_WEIGHTS", "Face2VidModule"]
 
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "adversarial": 1.0,
@@ -102,9 +103,6 @@ DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "mask": 1.0,
 }
 """The losses known by name and their default weights (the config's ``loss_weights`` overrides some)."""
-
-TEST_SPLITS = ("test_utterances", "test_speakers")
-"""Log prefixes of the two test dataloaders, in the DataModule's order."""
 
 
 # --- the module ----------------------------------------------------------------------------------------
@@ -787,7 +785,7 @@ class Face2VidModule(L.LightningModule):
         self._evaluate(batch, "val")
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, TEST_SPLITS[dataloader_idx])
+        self._evaluate(batch, list(TEST_SPLITS)[dataloader_idx])
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """Autoregressive frames [B, L, 3, S, S] for a stage-2 batch, with the batch's names."""

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from talking_face.datamodules import timebase
+from talking_face.datamodules.datamodule import TEST_SPLITS
 from talking_face.datamodules.faces.landmark_scheme import NUM_MOUTH
 from talking_face.datamodules.phonemes import PAD_ID, VOCAB
 from talking_face.lightning_modules.eval_mode import eval_mode
@@ -34,7 +35,7 @@ from talking_face.lightning_modules.networks.landmark_net import (
     run_length_encode,
 )
 
-__all__ = ["EVAL_MODES", "INPUT_MODES", "LandmarkModule", "LandmarkPrediction", "TEST_SPLITS"]
+__all__ = ["EVAL_MODES", "INPUT_MODES", "LandmarkModule", "LandmarkPrediction"]
 
 INPUT_MODES = ("audio", "text", "both")
 """The model's input modes; all three are served by one checkpoint."""
@@ -44,8 +45,6 @@ EVAL_MODES = (*INPUT_MODES, "text_durations", "reference", "mean_mouth")
 by the duration predictor (rescaled to the true length), and two baselines: the neutral mouth and the
 neutral mouth plus the training set's mean displacement."""
 
-TEST_SPLITS = ("test_utterances", "test_speakers")
-"""Log prefixes of the two test dataloaders, in the DataModule's order."""
 
 _WHERE = "lightning_modules/landmark_module.py"
 
@@ -447,7 +446,7 @@ class LandmarkModule(L.LightningModule):
         self._evaluate(batch, "val")
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, TEST_SPLITS[dataloader_idx])
+        self._evaluate(batch, list(TEST_SPLITS)[dataloader_idx])
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """The three input modes on a stage-1 batch: {mode: mouth [B, T, 20, 2]} plus lengths and names."""

@@ -13,12 +13,12 @@ from landmark_batches import collate, make_batches, make_items, single_thread
 from torch.utils.data import DataLoader
 
 from talking_face.datamodules import timebase
+from talking_face.datamodules.datamodule import TEST_SPLITS
 from talking_face.datamodules.phonemes import SIL_ID, VOCAB
 from talking_face.lightning_modules import LandmarkModule
 from talking_face.lightning_modules.landmark_module import (
     EVAL_MODES,
     INPUT_MODES,
-    TEST_SPLITS,
     masked_position_loss,
     masked_velocity_loss,
     sample_modes,
@@ -174,8 +174,9 @@ def test_validation_and_test_log_every_mode_and_both_test_splits(
     for split, result in zip(TEST_SPLITS, results, strict=True):
         assert f"{split}/lmd_both" in result and f"{split}/lmd_mean_mouth" in result
     # the first test split on the validation batches reproduces the validation numbers
-    assert results[0][f"{TEST_SPLITS[0]}/lmd_both"] == pytest.approx(after["val/lmd_both"], rel=1e-5)
-    assert results[1][f"{TEST_SPLITS[1]}/lmd_both"] != pytest.approx(after["val/lmd_both"], rel=1e-3)
+    utterances, speakers = TEST_SPLITS
+    assert results[0][f"{utterances}/lmd_both"] == pytest.approx(after["val/lmd_both"], rel=1e-5)
+    assert results[1][f"{speakers}/lmd_both"] != pytest.approx(after["val/lmd_both"], rel=1e-3)
 
 
 def test_padding_never_changes_losses_or_predictions() -> None:
