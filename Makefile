@@ -11,7 +11,7 @@ export MPLBACKEND := Agg
 # idle OpenMP threads sleep instead of spinning: on a small shared CPU that is 6x faster (measured)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lock demo demo-video train-tiny checkpoints test lint
+.PHONY: install lock demo demo-video train-tiny checkpoints test test-fast lint
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml .ci/install.sh .ci/debian-packages.txt .ci/constraints.txt
 	bash .ci/install.sh
@@ -59,6 +59,11 @@ checkpoints: install
 test: install
 	mkdir -p $(JUPYTER_RUNTIME_DIR) $(JUPYTER_DATA_DIR)
 	$(BIN)/pytest tests notebooks --nbmake -p no:cacheprovider
+
+# The fast subset while working (under 2 minutes on 2 CPU cores): no test that builds a corpus or trains for
+# long (those are marked slow; tests/conftest.py marks every user of the corpus fixtures). CI runs `make test`.
+test-fast: install
+	$(BIN)/pytest tests -m "not slow" -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -3,7 +3,7 @@
     python benchmarks/finetune_identity.py [--checkpoint CKPT] [--cache outputs/shipped/cache]
         [--sources photo clip other_photo] [--steps 50 100 200] [--batch_size 4] [--lr 1e-4] [--sentences 4]
         [--clip_utterances 8] [--eval_utterances 6] [--mirror_utterances 3] [--eval_frames 0]
-        [--out outputs/benchmarks]
+        [--her s2 s8] [--mirror s5 s11] [--out outputs/benchmarks]
 
 Grace Hopper is held out of the shipped checkpoints' training: in the built-in corpus (12 speakers, seed 0)
 speakers s2 and s8 are her photo, s5 and s11 her photo mirrored. Starting from the checkpoint (default: the
@@ -53,7 +53,8 @@ COLUMNS = {  # key -> (header, scale, format)
 }
 SOURCES = {"photo": "her photo", "clip": "a clip of her", "other_photo": "another face (control)"}
 """Finetuning sources and their names in the tables."""
-GROUPS = {"her (s2, s8)": ("s2", "s8"), "her mirror image (s5, s11), control": ("s5", "s11")}
+HER, MIRROR = ("s2", "s8"), ("s5", "s11")
+"""Her speakers in the shipped cache (the clip is cut from the first) and her mirror image's."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,29 +73,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eval_frames", type=int, default=0, help="first frames of each utterance, 0: all")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--her", nargs="+", default=list(HER), help="her speakers; the clip: the first's")
+    parser.add_argument("--mirror", nargs="*", default=list(MIRROR), help="her mirror image's speakers")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks"))
     return parser.parse_args(argv)
 
 
 def split_records(args: argparse.Namespace) -> tuple[list, dict, list]:
-    """(s2 utterances for the clip, {group: evaluated records}, pool of references): disjoint by name."""
+    """(her first speaker's utterances for the clip, {group: evaluated records}, pool of references):
+    disjoint by name."""
     from talking_face.datamodules.cache import load_manifest
 
     pool = load_manifest(args.cache)
     by_speaker: dict[str, list] = {}
     for record in sorted(pool, key=lambda r: r.utterance):
         by_speaker.setdefault(record.speaker, []).append(record)
-    missing = {s for speakers in GROUPS.values() for s in speakers} - set(by_speaker)
+    her, mirror = args.her, args.mirror
+    missing = {*her, *mirror} - set(by_speaker)
     if missing:
         raise SystemExit(f"{args.cache}: no speakers {sorted(missing)}: is it the shipped 12-speaker cache?")
-    clip = by_speaker["s2"][: args.clip_utterances]
-    counts = {"s2": args.eval_utterances, "s8": args.eval_utterances}
-    counts |= {"s5": args.mirror_utterances, "s11": args.mirror_utterances}
-    evaluated = {
-        "s2": by_speaker["s2"][args.clip_utterances :][-args.eval_utterances :],
-        **{s: by_speaker[s][: counts[s]] for s in ("s8", "s5", "s11")},
-    }
-    groups = {name: [r for s in speakers for r in evaluated[s]] for name, speakers in GROUPS.items()}
+    clip = by_speaker[her[0]][: args.clip_utterances]
+    evaluated = {s: by_speaker[s][: args.mirror_utterances] for s in mirror}
+    evaluated |= {s: by_speaker[s][: args.eval_utterances] for s in her[1:]}
+    evaluated[her[0]] = by_speaker[her[0]][args.clip_utterances :][-args.eval_utterances :]
+    names = {f"her ({', '.join(her)})": her, f"her mirror image ({', '.join(mirror)}), control": mirror}
+    groups = {name: [r for s in speakers for r in evaluated[s]] for name, speakers in names.items()}
     return clip, {name: records for name, records in groups.items() if records}, pool
 
 
@@ -164,9 +167,9 @@ def main(argv: list[str] | None = None) -> None:
         for source in args.sources:
             made = time.perf_counter()
             if source == "clip":
-                clip = join_clip(clip_records, Path(scratch) / "grace_s2.mp4")
+                clip = join_clip(clip_records, Path(scratch) / f"grace_{args.her[0]}.mp4")
                 data = face_videos(clip, size)
-                what = f"one clip of {len(clip_records)} utterances of s2"
+                what = f"one clip of {len(clip_records)} utterances of {args.her[0]}"
             else:
                 name = "grace_hopper" if source == "photo" else "astronaut"
                 data = face_videos(photos[name], size, sentences=args.sentences, seed=args.seed)

@@ -1,4 +1,4 @@
-"""Inputs for the generation tests: real packaged faces, TTS speech, short clips, tiny checkpoints.
+"""Inputs for the generation tests: real packaged faces, TTS speech, short clips, checkpoints as fit saves.
 
 Nothing comes from the network: the faces ship in installed packages, the speech is the project's TTS, the
 clips are a framed photo moving a little (an affine shift per frame), written with ``datamodules.media``.
@@ -84,18 +84,6 @@ def write_clip(
     for index, image in (faceless or {}).items():
         frames[index] = image
     return write_video(path, frames, fps=fps)
-
-
-def tiny_face2vid(seed: int = 0):
-    """A Face2Vid with random weights, small enough to render a few seconds in a moment on one core."""
-    import torch
-
-    from talking_face.lightning_modules import Face2VidModule
-
-    torch.manual_seed(seed)
-    return Face2VidModule(
-        image_size=64, channels=8, bottleneck_blocks=1, discriminator_channels=8, discriminator_layers=2
-    )
 
 
 def save_checkpoint(module, path: Path) -> Path:

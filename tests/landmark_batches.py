@@ -9,9 +9,6 @@ does not. Not a corpus: only shapes, masks and learnability are realistic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
@@ -116,19 +113,3 @@ def make_batches(
     """``count`` padded batches of ``batch_size`` synthetic utterances."""
     items = make_items(count * batch_size, seed, frames_range)
     return [collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore.
-
-    Small models gain nothing from more threads, and on a busy 2-core machine two threads spin-wait on each
-    other (measured here under load: 0.45 s a training step with 2 threads against 0.10 s with 1, and 3 s of
-    speech inferred in 0.27 s against 0.007 s).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

@@ -56,3 +56,35 @@ def test_tools_are_subcommands(capsys):
         main(["preprocess", "--help"])
     assert exit_info.value.code == 0
     assert "--cache_dir" in capsys.readouterr().out
+
+
+def test_predict_through_the_cli_runs_the_checkpoint_on_the_held_out_speakers(
+    tiny_cache, tmp_path, monkeypatch
+):
+    import torch
+    from generation_media import save_checkpoint
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.chdir(tmp_path)  # the config's relative outputs/ paths land here
+    config = ["-c", str(Path(__file__).parents[1] / "configs" / "landmarks_tiny.yaml")]
+    config += [f"--data.cache_dir={tiny_cache}", "--data.batch_size=2"]
+    module = cli_main(config, run=False).model  # the config's model, as the CLI builds it (same seed)
+    with torch.no_grad():  # weights that only the checkpoint has
+        generator = torch.Generator().manual_seed(1)
+        for parameter in module.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    checkpoint = save_checkpoint(module, tmp_path / "landmarks.ckpt")
+
+    cli = cli_main(["predict", *config, f"--ckpt_path={checkpoint}"])
+    predictions = cli.trainer.predict_loop.predictions
+    held_out = cli.datamodule.splits["test_speakers"]
+    assert sorted(u for p in predictions for u in p["utterance"]) == sorted(r.utterance for r in held_out)
+    module.eval()
+    with torch.no_grad():
+        for index, (batch, predicted) in enumerate(
+            zip(cli.datamodule.predict_dataloader(), predictions, strict=True)
+        ):
+            expected = module.predict_step(batch, index)
+            for mode in ("audio", "text", "both"):
+                assert predicted[mode].shape == (len(batch["speaker"]), int(batch["lengths"].max()), 20, 2)
+                torch.testing.assert_close(predicted[mode], expected[mode])

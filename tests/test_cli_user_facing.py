@@ -104,6 +104,7 @@ def test_a_device_that_is_not_there_gets_a_hint():
     )
 
 
+@pytest.mark.slow
 def test_out_equal_to_an_input_is_refused_before_any_work(tmp_path):
     speech = write_speech(tmp_path / "speech.wav", spoken())
     clip = tmp_path / "me.mp4"

@@ -6,23 +6,19 @@ from __future__ import annotations
 import pytest
 
 TEXT = "bin blue at f two now"
+pytestmark = pytest.mark.slow  # a Gradio server and a generated video: about 20 s on 2 cores
 
 
 @pytest.fixture(scope="module")
-def app_client(tmp_path_factory):
+def app_client(tiny_face2vid, tmp_path_factory):
     """The demo over a tiny random Face2Vid and the shipped stage 1, served on 127.0.0.1, and a client."""
-    import torch
     from gradio_client import Client
 
     from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
     from talking_face.generation.demo import build_app
     from talking_face.generation.pipeline import TalkingFacePipeline
-    from talking_face.lightning_modules import Face2VidModule
 
-    torch.manual_seed(0)
-    face2vid = Face2VidModule(
-        image_size=64, channels=8, bottleneck_blocks=1, discriminator_channels=8, discriminator_layers=2
-    )
+    face2vid = tiny_face2vid(seed=0)
     pipeline = TalkingFacePipeline(load_stage(shipped_checkpoint("landmarks"), "landmarks"), face2vid)
     app = build_app(pipeline)
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)

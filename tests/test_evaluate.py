@@ -13,20 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from generation_media import save_checkpoint, tiny_face2vid
+from generation_media import save_checkpoint
 
 from talking_face.datamodules import timebase
 from talking_face.generation.lip_sync import mouth_lmd, opening_sync, rest_opening
 from talking_face.generation.speech_input import speech_envelope
-
-
-def _tiny_landmarks():
-    import torch
-
-    from talking_face.lightning_modules import LandmarkModule
-
-    torch.manual_seed(0)
-    return LandmarkModule(hidden_size=32, attention_layers=1, duration_hidden_size=16, dropout=0.0)
 
 
 def test_opening_sync_finds_the_lag_and_ignores_a_still_mouth() -> None:
@@ -76,7 +67,9 @@ def speaker(tiny_cache: Path) -> tuple[np.ndarray, np.ndarray]:
     return frames, audio
 
 
-def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(speaker, tmp_path: Path) -> None:
+def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(
+    tiny_landmarks, tiny_face2vid, speaker, tmp_path: Path
+) -> None:
     import soundfile
     from PIL import Image
 
@@ -92,7 +85,7 @@ def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(speaker, tmp_p
     Image.fromarray(frames[0]).save(tmp_path / "face.png")
     speech = tmp_path / "speech.wav"
     soundfile.write(speech, audio[: 2 * timebase.SAMPLE_RATE], timebase.SAMPLE_RATE)
-    TalkingFacePipeline(_tiny_landmarks(), tiny_face2vid()).write(
+    TalkingFacePipeline(tiny_landmarks(), tiny_face2vid(seed=0)).write(
         folder / "generated.mp4", tmp_path / "face.png", speech
     )
 
@@ -105,16 +98,18 @@ def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(speaker, tmp_p
     assert real["opening_corr"] > 0.5 and abs(still["opening_corr"]) < 0.2  # jitter alone: ~0
     assert real["pause_ratio"] < 0.7 < still["pause_ratio"]
     assert generated["frames"] == timebase.num_frames_for(2 * timebase.SAMPLE_RATE)
-    assert 0.0 <= generated["face_found"] <= 1.0
+    assert generated["face_found"] >= 0.9  # the pasted face (random tiny models) is still found in it
     assert out.with_suffix(".csv").read_text().count("\n") == 4  # header + one line per video
 
 
-def test_a_cached_split_in_every_mode(tiny_cache: Path, tmp_path: Path) -> None:
+def test_a_cached_split_in_every_mode(
+    tiny_landmarks, tiny_face2vid, tiny_cache: Path, tmp_path: Path
+) -> None:
     from talking_face.datamodules.cache import load_manifest
     from talking_face.generation.evaluate import BASELINES, MODES, evaluate
 
-    landmarks = save_checkpoint(_tiny_landmarks(), tmp_path / "landmarks.ckpt")
-    face2vid = save_checkpoint(tiny_face2vid(), tmp_path / "face2vid.ckpt")
+    landmarks = save_checkpoint(tiny_landmarks(), tmp_path / "landmarks.ckpt")
+    face2vid = save_checkpoint(tiny_face2vid(seed=0), tmp_path / "face2vid.ckpt")
     out = tmp_path / "split.json"
     summary = evaluate(
         cache_dir=str(tiny_cache), out=str(out), test_speakers=1, utterances_per_speaker=1,

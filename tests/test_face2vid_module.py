@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -28,37 +27,9 @@ from talking_face.lightning_modules.face2vid_module import DEFAULT_LOSS_WEIGHTS,
 from talking_face.lightning_modules.networks.warp import warp
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = {
-    "image_size": 32,
-    "channels": 8,
-    "bottleneck_blocks": 1,
-    "discriminator_channels": 8,
-    "discriminator_layers": 2,
-    "lr_generator": 1e-3,
-    "lr_discriminator": 1e-3,
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One thread: on a shared 2-core machine, two threads mostly wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _trainer(**kwargs) -> L.Trainer:
-    options = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-    }
-    return L.Trainer(**(options | kwargs))
+FAST = {"image_size": 32, "lr_generator": 1e-3, "lr_discriminator": 1e-3}
+"""On top of the shared tiny Face2Vid (``tiny_face2vid``): smaller frames and a faster pace."""
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -156,15 +127,15 @@ def moving_face_batches(count: int, seed: int, size: int = 32, batch: int = 4, l
 
 
 @pytest.fixture(scope="module")
-def trained() -> dict:
+def trained(make_trainer, tiny_face2vid) -> dict:
     L.seed_everything(0)
-    module = Face2VidModule(**TINY, own_previous_start=30, own_previous_end=60)
+    module = tiny_face2vid(**FAST, own_previous_start=30, own_previous_end=60)
     recorder = LossRecorder()
     held_out = DataLoader(moving_face_batches(2, seed=1), batch_size=None)
-    before = _trainer().validate(module, held_out, verbose=False)[0]
-    trainer = _trainer(max_epochs=12, limit_val_batches=0, callbacks=[recorder])
+    before = make_trainer().validate(module, held_out, verbose=False)[0]
+    trainer = make_trainer(max_epochs=12, limit_val_batches=0, callbacks=[recorder])
     trainer.fit(module, DataLoader(moving_face_batches(6, seed=0), batch_size=None, shuffle=True))
-    after = _trainer().validate(module, held_out, verbose=False)[0]
+    after = make_trainer().validate(module, held_out, verbose=False)[0]
     return {"module": module, "trainer": trainer, "losses": recorder.losses, "before": before, "val": after}
 
 
@@ -184,14 +155,14 @@ def test_training_lowers_the_loss_and_beats_copying_the_reference(trained: dict)
 
 
 @pytest.mark.slow
-def test_without_landmark_priors_the_generator_learns_the_motion_itself() -> None:
+def test_without_landmark_priors_the_generator_learns_the_motion_itself(make_trainer, tiny_face2vid) -> None:
     L.seed_everything(0)
-    module = Face2VidModule(**TINY, own_previous_start=30, own_previous_end=60, use_landmark_prior=False)
+    module = tiny_face2vid(**FAST, own_previous_start=30, own_previous_end=60, use_landmark_prior=False)
     held_out = DataLoader(moving_face_batches(2, seed=1), batch_size=None)
-    before = _trainer().validate(module, held_out, verbose=False)[0]
+    before = make_trainer().validate(module, held_out, verbose=False)[0]
     train = DataLoader(moving_face_batches(6, seed=0), batch_size=None, shuffle=True)
-    _trainer(max_epochs=12, limit_val_batches=0).fit(module, train)
-    after = _trainer().validate(module, held_out, verbose=False)[0]
+    make_trainer(max_epochs=12, limit_val_batches=0).fit(module, train)
+    after = make_trainer().validate(module, held_out, verbose=False)[0]
     assert before["val/psnr"] < before["val/psnr_reference"] + 0.5  # it starts by copying
     assert after["val/psnr"] > after["val/psnr_reference"] + 1.0, after
     assert after["val/l1"] < 0.9 * before["val/l1"]
@@ -212,16 +183,16 @@ def test_checkpoint_round_trip_gives_identical_frames(trained: dict, data, tmp_p
 
 
 @pytest.mark.slow
-def test_resume_gives_the_same_next_losses(fixed_batches: list[dict], tmp_path: Path) -> None:
+def test_resume_gives_the_same_next_losses(
+    make_trainer, tiny_face2vid, fixed_batches: list[dict], tmp_path: Path
+) -> None:
     """Two epochs in one go == one epoch, a checkpoint, and a resumed second epoch (optimisers, schedulers,
     spectral-norm state and the own-previous-frame draws all restored)."""
-    options = TINY | {"own_previous_start": 0, "own_previous_end": 4, "lr_schedule": "linear_decay"}
+    options = FAST | {"own_previous_start": 0, "own_previous_end": 4, "lr_schedule": "linear_decay"}
 
     def fit(callbacks: list, ckpt_path: Path | None = None) -> L.Trainer:
-        trainer = _trainer(max_epochs=2, limit_val_batches=0, callbacks=callbacks)
-        trainer.fit(
-            Face2VidModule(**options), DataLoader(fixed_batches, batch_size=None), ckpt_path=ckpt_path
-        )
+        trainer = make_trainer(max_epochs=2, limit_val_batches=0, callbacks=callbacks)
+        trainer.fit(tiny_face2vid(**options), DataLoader(fixed_batches, batch_size=None), ckpt_path=ckpt_path)
         return trainer
 
     class StopAfterFirstEpoch(L.Callback):
@@ -246,9 +217,11 @@ def test_resume_gives_the_same_next_losses(fixed_batches: list[dict], tmp_path: 
 # --- the NaN guard ----------------------------------------------------------------------------------------
 
 
-def test_non_finite_loss_stops_before_any_step_and_names_the_batch(fixed_batches, monkeypatch) -> None:
+def test_non_finite_loss_stops_before_any_step_and_names_the_batch(
+    make_trainer, tiny_face2vid, fixed_batches, monkeypatch
+) -> None:
     L.seed_everything(0)
-    module = Face2VidModule(**TINY)
+    module = tiny_face2vid(**FAST)
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     real_losses = module._generator_losses
 
@@ -257,7 +230,7 @@ def test_non_finite_loss_stops_before_any_step_and_names_the_batch(fixed_batches
         return losses | {"l1": losses["l1"] * float("nan")}
 
     monkeypatch.setattr(module, "_generator_losses", poisoned)
-    trainer = _trainer(max_epochs=1, limit_val_batches=0)
+    trainer = make_trainer(max_epochs=1, limit_val_batches=0)
     names = f"{fixed_batches[0]['speaker'][0]}/{fixed_batches[0]['utterance'][0]}"
     with pytest.raises(FloatingPointError, match=names) as error:
         trainer.fit(module, DataLoader(fixed_batches, batch_size=None))
@@ -267,17 +240,17 @@ def test_non_finite_loss_stops_before_any_step_and_names_the_batch(fixed_batches
     assert all(not optimizer.state for optimizer in trainer.optimizers)
 
 
-def test_nan_in_a_batch_is_reported_with_its_utterances(fixed_batches) -> None:
+def test_nan_in_a_batch_is_reported_with_its_utterances(make_trainer, tiny_face2vid, fixed_batches) -> None:
     batch = copy.deepcopy(fixed_batches[0])
     batch["landmarks"][1, 2, 30] = float("nan")
     with pytest.raises(FloatingPointError, match=f"landmarks .*{batch['utterance'][1]}"):
-        _trainer(fast_dev_run=1).fit(Face2VidModule(**TINY), DataLoader([batch], batch_size=None))
+        make_trainer(fast_dev_run=1).fit(tiny_face2vid(**FAST), DataLoader([batch], batch_size=None))
 
 
-def test_clips_shorter_than_k_plus_one_are_refused(fixed_batches) -> None:
+def test_clips_shorter_than_k_plus_one_are_refused(make_trainer, tiny_face2vid, fixed_batches) -> None:
     batch = {k: v[:, :2] if k in ("frames", "landmarks") else v for k, v in fixed_batches[0].items()}
     with pytest.raises(ValueError, match="fewer than K\\+1 = 3"):
-        _trainer(fast_dev_run=1).fit(Face2VidModule(**TINY), DataLoader([batch], batch_size=None))
+        make_trainer(fast_dev_run=1).fit(tiny_face2vid(**FAST), DataLoader([batch], batch_size=None))
 
 
 # --- switches, precision, memory format -------------------------------------------------------------------
@@ -288,13 +261,13 @@ def test_clips_shorter_than_k_plus_one_are_refused(fixed_batches) -> None:
     [(True, True, True), (False, True, True), (True, False, False), (False, False, False)],
 )
 def test_every_switch_combination_trains_and_validates(
-    fixed_batches, use_flow: bool, use_attention: bool, use_reference_warp: bool
+    make_trainer, tiny_face2vid, fixed_batches, use_flow: bool, use_attention: bool, use_reference_warp: bool
 ) -> None:
-    module = Face2VidModule(
-        **TINY, use_flow=use_flow, use_attention=use_attention, use_reference_warp=use_reference_warp
+    module = tiny_face2vid(
+        **FAST, use_flow=use_flow, use_attention=use_attention, use_reference_warp=use_reference_warp
     )
     loader = DataLoader(fixed_batches[:1], batch_size=None)
-    _trainer(fast_dev_run=1).fit(module, loader, loader)
+    make_trainer(fast_dev_run=1).fit(module, loader, loader)
     out = module.rollout(
         resize_clip(fixed_batches[0]["frames"], fixed_batches[0]["landmarks"], 32)[1],
         resize_clip(fixed_batches[0]["reference_frame"], fixed_batches[0]["reference_landmarks"], 32)[0],
@@ -304,10 +277,10 @@ def test_every_switch_combination_trains_and_validates(
     assert (out.flow is None) != use_flow and (out.warped_reference is None) != use_reference_warp
 
 
-def test_channels_last_gives_the_same_frames_and_trains(fixed_batches) -> None:
+def test_channels_last_gives_the_same_frames_and_trains(make_trainer, tiny_face2vid, fixed_batches) -> None:
     L.seed_everything(0)
-    plain = Face2VidModule(**TINY)
-    fast = Face2VidModule(**TINY, channels_last=True)
+    plain = tiny_face2vid(**FAST)
+    fast = tiny_face2vid(**FAST, channels_last=True)
     fast.load_state_dict(plain.state_dict())
     conv = fast.generator.stem[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
@@ -320,13 +293,13 @@ def test_channels_last_gives_the_same_frames_and_trains(fixed_batches) -> None:
         atol=1e-5,
         rtol=1e-4,
     )
-    _trainer(fast_dev_run=1).fit(fast, DataLoader(fixed_batches[:1], batch_size=None))
+    make_trainer(fast_dev_run=1).fit(fast, DataLoader(fixed_batches[:1], batch_size=None))
 
 
-def test_bf16_mixed_precision_trains(fixed_batches) -> None:
+def test_bf16_mixed_precision_trains(make_trainer, tiny_face2vid, fixed_batches) -> None:
     recorder = LossRecorder()
-    trainer = _trainer(max_steps=4, precision="bf16-mixed", limit_val_batches=0, callbacks=[recorder])
-    trainer.fit(Face2VidModule(**TINY), DataLoader(fixed_batches[:2], batch_size=None))
+    trainer = make_trainer(max_steps=4, precision="bf16-mixed", limit_val_batches=0, callbacks=[recorder])
+    trainer.fit(tiny_face2vid(**FAST), DataLoader(fixed_batches[:2], batch_size=None))
     assert len(recorder.losses) == 2 and np.isfinite(recorder.losses).all()
 
 
@@ -342,9 +315,9 @@ def sequence(data) -> dict:
     return {"landmarks": landmarks, "reference_frame": frames[4], "reference_landmarks": landmarks[4]}
 
 
-def test_generation_in_chunks_equals_one_go(sequence: dict) -> None:
+def test_generation_in_chunks_equals_one_go(tiny_face2vid, sequence: dict) -> None:
     L.seed_everything(0)
-    module = Face2VidModule(**TINY)
+    module = tiny_face2vid(**FAST)
     with torch.no_grad():  # open the motion heads so that the previous frames matter
         torch.nn.init.normal_(module.generator.motion_head.weight, std=0.2)
     whole = module.generate_sequence(**sequence)
@@ -375,9 +348,9 @@ def test_generation_in_chunks_equals_one_go(sequence: dict) -> None:
         ({"previous": torch.rand(2, 3, 32, 32)}, "previous_landmarks"),
     ],
 )
-def test_generation_rejects_bad_inputs(sequence: dict, change: dict, message: str) -> None:
+def test_generation_rejects_bad_inputs(tiny_face2vid, sequence: dict, change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Face2VidModule(**TINY).generate_sequence(**(sequence | change))
+        tiny_face2vid(**FAST).generate_sequence(**(sequence | change))
 
 
 # --- metrics ----------------------------------------------------------------------------------------------
@@ -450,17 +423,21 @@ def test_lmd_on_real_frames_is_small_and_nan_without_a_face(data) -> None:
 # --- losses, perceptual weights, configuration ------------------------------------------------------------
 
 
-def test_loss_weights_are_checked_and_perceptual_stays_off_without_local_weights(tmp_path, caplog) -> None:
+def test_loss_weights_are_checked_and_perceptual_stays_off_without_local_weights(
+    tiny_face2vid, tmp_path, caplog
+) -> None:
     with pytest.raises(ValueError, match="unknown loss names \\['typo'\\]"):
-        Face2VidModule(**TINY, loss_weights={"typo": 1.0})
+        tiny_face2vid(**FAST, loss_weights={"typo": 1.0})
     with pytest.raises(ValueError, match="finite and >= 0"):
-        Face2VidModule(**TINY, loss_weights={"l1": -1.0})
-    module = Face2VidModule(**TINY, perceptual_weights=str(tmp_path / "missing.pth"))
+        tiny_face2vid(**FAST, loss_weights={"l1": -1.0})
+    module = tiny_face2vid(**FAST, perceptual_weights=str(tmp_path / "missing.pth"))
     assert module.perceptual is None and module.loss_weights["perceptual"] == 0.0
     assert set(module.loss_weights) == set(DEFAULT_LOSS_WEIGHTS)
 
 
-def test_perceptual_loss_uses_local_weights_and_keeps_them_out_of_checkpoints(tmp_path: Path) -> None:
+def test_perceptual_loss_uses_local_weights_and_keeps_them_out_of_checkpoints(
+    tiny_face2vid, tmp_path: Path
+) -> None:
     """A stand-in VGG19 state dict (random weights, torchvision's key names) on disk switches it on."""
     torch.manual_seed(0)
     layout, state, index = (
@@ -477,7 +454,7 @@ def test_perceptual_loss_uses_local_weights_and_keeps_them_out_of_checkpoints(tm
         state[f"features.{index}.bias"] = torch.zeros(item)
         channels, index = item, index + 2
     torch.save(state, tmp_path / "vgg19.pth")
-    module = Face2VidModule(**TINY, perceptual_weights=str(tmp_path / "vgg19.pth"))
+    module = tiny_face2vid(**FAST, perceptual_weights=str(tmp_path / "vgg19.pth"))
     assert module.perceptual is not None and module.loss_weights["perceptual"] > 0
     assert not any(key.startswith("perceptual") for key in module.state_dict())
     a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)

@@ -11,6 +11,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from phone_segments import utterance
 
 from talking_face.datamodules import timebase
 from talking_face.datamodules.faces.detector import make_detector
@@ -28,14 +29,6 @@ from talking_face.datamodules.synthetic.photos import load_photo, packaged_photo
 from talking_face.datamodules.synthetic.visemes import NUM_PARAMS, SpeakerStyle, articulation_track
 
 STILL = SpeakerStyle(blink_rate=0.0, head_motion=0.0, anticipation_s=0.0)
-
-
-def utterance(*spec: tuple[str, float]) -> list[Segment]:
-    segments, start = [], 0.0
-    for label, duration in spec:
-        segments.append(Segment(label, start, start + duration))
-        start += duration
-    return segments
 
 
 SPEECH = utterance(

@@ -3,43 +3,31 @@ checkpoint loads, an interrupted run resumes, and a bad face fails before anythi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
+from generation_media import photo_file
 
 from talking_face.generation.checkpoints import export_checkpoint, load_stage
 from talking_face.generation.finetune import FaceVideo, face_videos, own_previous_reached, train_on
-from talking_face.lightning_modules.face2vid_module import Face2VidModule
 
 SIZE = 64
-TINY = {"image_size": SIZE, "channels": 8, "bottleneck_blocks": 1, "discriminator_channels": 8,
-        "discriminator_layers": 2}  # fmt: skip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def photo() -> Path:
-    from talking_face.datamodules.synthetic.photos import packaged_photos
-
-    return next(p for p in packaged_photos() if p.name == "grace_hopper").file()
+    return photo_file("grace_hopper")
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
+def tiny_checkpoint(tiny_face2vid, tmp_path_factory) -> Path:
     """A fresh tiny Face2Vid exported like a shipped checkpoint (weights, hyperparameters, stage header)."""
     L.seed_everything(0)
-    module = Face2VidModule(**TINY)
+    module = tiny_face2vid(image_size=SIZE)
     folder = tmp_path_factory.mktemp("tiny")
     raw = folder / "raw.ckpt"
     torch.save(
@@ -68,6 +56,7 @@ def test_a_photo_becomes_videos_of_its_face_cropped_like_the_cache(videos: list[
         assert np.abs(np.diff(video.frames.astype(np.float32), axis=0)).mean() > 0.1  # frames change
 
 
+@pytest.mark.slow
 def test_a_clip_gives_its_own_frames_in_segments_cut_where_no_face_is(photo: Path, tmp_path: Path) -> None:
     from talking_face.datamodules.media import write_video
 
@@ -99,6 +88,7 @@ def _reconstruction_error(module, videos: list[FaceVideo]) -> float:
     return float(np.mean(errors))
 
 
+@pytest.mark.slow
 def test_finetune_from_a_photo_writes_a_checkpoint_that_learned_the_face(
     photo: Path, tiny_checkpoint: Path, videos: list[FaceVideo], tmp_path: Path
 ) -> None:
@@ -121,6 +111,7 @@ def test_finetune_from_a_photo_writes_a_checkpoint_that_learned_the_face(
     assert after < 0.9 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_an_interrupted_finetune_goes_on_from_its_last_checkpoint(
     tiny_checkpoint: Path, videos: list[FaceVideo], tmp_path: Path
 ) -> None:

@@ -17,7 +17,6 @@ from generation_media import (
     photo_file,
     save_checkpoint,
     spoken,
-    tiny_face2vid,
     write_clip,
     write_speech,
 )
@@ -37,8 +36,10 @@ spares the rounding of OpenCV's fixed-point warp, which samples the mask on a sh
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> TalkingFacePipeline:
-    return TalkingFacePipeline(load_stage(shipped_checkpoint("landmarks"), "landmarks"), tiny_face2vid())
+def pipeline(tiny_face2vid) -> TalkingFacePipeline:
+    return TalkingFacePipeline(
+        load_stage(shipped_checkpoint("landmarks"), "landmarks"), tiny_face2vid(seed=0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +90,11 @@ def _input_size(path: Path) -> tuple[int, int]:
     ("face", "audio", "text"),
     [
         ("clip25", "wav16", None),
-        ("clip30", "wav44_stereo", None),
-        ("clip30", None, SENTENCE),
-        ("clip25", "wav44", SENTENCE),
+        pytest.param("clip30", "wav44_stereo", None, marks=pytest.mark.slow),
+        pytest.param("clip30", None, SENTENCE, marks=pytest.mark.slow),
+        pytest.param("clip25", "wav44", SENTENCE, marks=pytest.mark.slow),
         ("photo", None, SENTENCE),
-        ("photo", "wav44", None),
+        pytest.param("photo", "wav44", None, marks=pytest.mark.slow),
     ],
     ids=[
         "audio-25fps-16k",
@@ -203,6 +204,7 @@ def _ring(x: float, y: float, radius: float) -> np.ndarray:
 # --- faceless frames pass through ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_frames_without_a_face_pass_through_unchanged(pipeline, media, tmp_path):
     grey = np.full_like(framed(), 128)
     noise = np.random.default_rng(1).integers(0, 256, framed().shape, dtype=np.uint8)
@@ -299,7 +301,7 @@ def _must_not_run(*args, **kwargs):
 # --- the command line ---------------------------------------------------------------------------------------
 
 
-def test_generate_command_with_dashes_and_underscores(media, tmp_path, capsys):
+def test_generate_command_with_dashes_and_underscores(tiny_face2vid, media, tmp_path, capsys):
     from talking_face.cli import main
 
     face2vid = save_checkpoint(tiny_face2vid(seed=1), tmp_path / "face2vid.ckpt")

@@ -22,7 +22,6 @@ from generation_media import (
     photo_file,
     save_checkpoint,
     spoken,
-    tiny_face2vid,
     write_clip,
     write_speech,
 )
@@ -176,8 +175,8 @@ def test_text_only_frames_cover_every_resampled_sample(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def face2vid_checkpoint(tmp_path_factory) -> Path:
-    return save_checkpoint(tiny_face2vid(), tmp_path_factory.mktemp("checkpoints") / "face2vid.ckpt")
+def face2vid_checkpoint(tiny_face2vid, tmp_path_factory) -> Path:
+    return save_checkpoint(tiny_face2vid(seed=0), tmp_path_factory.mktemp("checkpoints") / "face2vid.ckpt")
 
 
 def test_each_stage_loads_and_the_wrong_stage_is_refused(face2vid_checkpoint):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
-from landmark_batches import make_items, single_thread
+from landmark_batches import make_items
 
 from talking_face.datamodules.datasets import LandmarkSequenceDataset
 from talking_face.datamodules.phonemes import PAD_ID, SIL_ID, VOCAB, phoneme_id
@@ -27,17 +25,13 @@ from talking_face.lightning_modules.text_timing import text_phonemes
 ALL_MODES = (*HONEST_MODES, *ORACLE_MODES, *BASELINES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def module() -> LandmarkModule:
+def module(tiny_landmarks) -> LandmarkModule:
     """A small module whose outputs depend on its inputs (a fresh one predicts the neutral mouth only)."""
-    torch.manual_seed(0)
-    module = LandmarkModule(hidden_size=32, attention_layers=1, duration_hidden_size=16, dropout=0.0)
+    module = tiny_landmarks(seed=0)
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)

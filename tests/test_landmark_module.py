@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 import yaml
-from landmark_batches import collate, make_batches, make_items, single_thread
+from landmark_batches import collate, make_batches, make_items
 from torch.utils.data import DataLoader
 
 from talking_face.datamodules import timebase
@@ -36,23 +35,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = {"hidden_size": 64, "attention_layers": 1, "duration_hidden_size": 32, "lr": 3e-3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
-
-
-def _trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _loader(batches: list[dict], shuffle: bool = False) -> DataLoader:
@@ -65,18 +48,19 @@ def val_batches() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def trained(val_batches: list[dict]) -> dict:
+def trained(make_trainer, val_batches: list[dict]) -> dict:
     """A small module before and after 60 training steps on synthetic batches, with its validation results."""
     L.seed_everything(0)
     train_batches = make_batches(10, batch_size=8, seed=0)
     module = LandmarkModule(**SMALL)
-    trainer = _trainer(max_epochs=6, check_val_every_n_epoch=100)
+    trainer = make_trainer(max_epochs=6, check_val_every_n_epoch=100)
     before = trainer.validate(module, _loader(val_batches), verbose=False)[0]
     trainer.fit(module, _loader(train_batches, shuffle=True))
     after = trainer.validate(module, _loader(val_batches), verbose=False)[0]
     return {"module": module, "trainer": trainer, "before": before, "after": after, "train": train_batches}
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_every_mode_beats_the_mean_mouth(trained: dict) -> None:
     before, after = trained["before"], trained["after"]
     assert after["val/loss"] < 0.5 * before["val/loss"]
@@ -88,6 +72,7 @@ def test_training_lowers_the_loss_and_every_mode_beats_the_mean_mouth(trained: d
     assert after["val/velocity_both"] < after["val/velocity_mean_mouth"]
 
 
+@pytest.mark.slow
 def test_mean_displacement_is_the_training_frames_mean(trained: dict) -> None:
     frames = [
         (b["mouth"] - b["mouth_reference"][:, None])[b["mask"]] for b in trained["train"]
@@ -96,6 +81,7 @@ def test_mean_displacement_is_the_training_frames_mean(trained: dict) -> None:
     torch.testing.assert_close(trained["module"].mean_displacement, expected, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_every_mode_from_one_checkpoint_after_save_and_load(trained: dict, tmp_path: Path) -> None:
     module, trainer = trained["module"], trained["trainer"]
     path = tmp_path / "landmarks.ckpt"
@@ -130,6 +116,7 @@ def test_every_mode_from_one_checkpoint_after_save_and_load(trained: dict, tmp_p
     assert (placed.lengths == ids.shape[1]).all()
 
 
+@pytest.mark.slow
 def test_long_inputs_run_in_cross_faded_windows_without_losing_accuracy(trained: dict) -> None:
     module = trained["module"]
     batch = collate(make_items(3, seed=11, frames_range=(200, 260)))
@@ -251,10 +238,11 @@ def test_config_model_section_builds_a_small_module(config: str) -> None:
     assert sum(p.numel() for p in module.parameters()) < 5_000_000
 
 
-def test_schedules_warm_up_and_decay() -> None:
+@pytest.mark.slow
+def test_schedules_warm_up_and_decay(make_trainer) -> None:
     for schedule in ("onecycle", "cosine"):
         module = LandmarkModule(**{**SMALL, "lr_schedule": schedule, "warmup_fraction": 0.1})
-        trainer = _trainer(max_steps=20)
+        trainer = make_trainer(max_steps=20)
         trainer.fit(module, _loader(make_batches(1, batch_size=2, seed=2)))
         scheduler = trainer.lr_scheduler_configs[0].scheduler
         assert scheduler.get_last_lr()[0] < 0.05 * SMALL["lr"], schedule  # decayed by the end
@@ -269,6 +257,7 @@ def test_segments_from_frame_ids_known_answer() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_text_only_timing_from_the_duration_predictor(trained: dict) -> None:
     module = trained["module"]  # its predictor learned the synthetic corpus' 2-6 frame phonemes
     text = "bin blue at f two now"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import torch
-from landmark_batches import make_batches, single_thread
+from landmark_batches import make_batches
 
 from talking_face.datamodules import timebase
 from talking_face.datamodules.audio_features import LOG_FLOOR
@@ -203,7 +203,7 @@ def test_augmentation_without_gain_colour_or_noise_is_the_identity() -> None:
     assert floor[0, 8:].mean() > silence.mean() + 1.0  # digital silence gets a noise floor
 
 
-def test_default_net_is_small_and_far_faster_than_real_time() -> None:
+def test_default_net_is_small_and_far_faster_than_real_time(one_thread) -> None:
     net = LandmarkNet().eval()
     assert sum(p.numel() for p in net.parameters()) < 5_000_000
     frames = 3 * timebase.FPS  # a 3-second utterance
@@ -213,7 +213,7 @@ def test_default_net_is_small_and_far_faster_than_real_time() -> None:
         "audio_features": torch.randn(1, frames * timebase.STEPS_PER_FRAME, 80),
         "phoneme_ids": torch.randint(1, len(VOCAB), (1, frames)),
     }
-    with torch.inference_mode(), single_thread():
+    with torch.inference_mode():
         net(**inputs)
         start = time.perf_counter()
         net(**inputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from talking_face.datamodules.corpora import read_grid
 from talking_face.datamodules.synthetic.corpus import (
@@ -33,6 +34,7 @@ def test_speakers_differ_in_face_voice_and_style():
     assert make_speakers(6, seed=1) == speakers
 
 
+@pytest.mark.slow
 def test_same_seed_same_corpus_and_reruns_resume(tmp_path):
     first = synthesize_corpus(tmp_path / "a", speakers=1, utterances=1, seed=5, progress=False)
     second = synthesize_corpus(tmp_path / "b", speakers=1, utterances=1, seed=5, progress=False)

@@ -177,6 +177,7 @@ def test_every_english_espeak_accent_maps_to_arpabet() -> None:
         _check_vocabulary_and_english(Voice("espeak", base))
 
 
+@pytest.mark.slow
 def test_festival_voices_map_to_arpabet() -> None:
     voices = [v for v in available_voices() if v.engine == "festival"]
     if not voices:
@@ -226,6 +227,7 @@ def test_without_festival_there_are_no_festival_voices(monkeypatch) -> None:
         tts._festival_voice_info.cache_clear()
 
 
+@pytest.mark.slow
 def test_default_voices_are_varied_available_and_fixed() -> None:
     voices = default_voices()
     assert voices == default_voices()

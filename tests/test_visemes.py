@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from phone_segments import utterance
 
 from talking_face.datamodules import timebase
 from talking_face.datamodules.phonemes import PHONEMES
@@ -19,15 +20,6 @@ from talking_face.datamodules.synthetic.visemes import (
 JAW, WIDTH, ROUND, CLOSE, TUCK = (
     param_index(name) for name in ("jaw_open", "lip_width", "lip_round", "lip_close", "lower_lip_tuck")
 )
-
-
-def utterance(*spec: tuple[str, float]) -> list[Segment]:
-    """Contiguous segments from (label, duration) pairs."""
-    segments, start = [], 0.0
-    for label, duration in spec:
-        segments.append(Segment(label, start, start + duration))
-        start += duration
-    return segments
 
 
 def frames_of(segments: list[Segment]) -> int:
