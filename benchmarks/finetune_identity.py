@@ -180,10 +180,10 @@ def main(argv: list[str] | None = None) -> None:
             module, work, seconds = load_stage(checkpoint, "face2vid"), Path(scratch) / source, 0.0
             for steps in sorted(args.steps):
                 trained = time.perf_counter()
-                train_on(
+                module = train_on(
                     module, data, steps, args.batch_size, args.clip_length, args.lr, own_previous,
                     work_dir=work, save_every=max(args.steps), seed=args.seed, progress=False,
-                )  # fmt: skip
+                ).lightning_module  # fmt: skip
                 seconds += time.perf_counter() - trained
                 notes.append(f"{source}: {steps} steps in {seconds:.0f} s ({seconds / steps:.1f} s/step)")
                 score(f"{steps} steps on {SOURCES[source]}", generate_with(module.eval()))

@@ -253,7 +253,8 @@ def train_on(
     seed: int = 0,
     progress: bool = True,
 ) -> L.Trainer:
-    """Go on training ``module`` (a ``Face2VidModule``, in place) for ``steps`` batches of ``videos``' clips.
+    """Go on training a copy of ``module`` (a ``Face2VidModule``, left as it is) for ``steps`` batches of
+    ``videos``' clips.
 
     Args:
         module: the Face2Vid to personalise (generator and critics are both trained on).
@@ -270,7 +271,8 @@ def train_on(
         seed: seeds the clip order and the reference draws.
         progress: show a progress bar.
     Returns:
-        the Trainer (``trainer.save_checkpoint`` writes the result with its critics and optimiser states).
+        the Trainer: ``trainer.lightning_module`` is the finetuned copy, ``trainer.save_checkpoint`` writes it
+        with its critics and optimiser states.
     """
     from talking_face.datamodules.datasets import FaceClipDataset
 
@@ -284,13 +286,15 @@ def train_on(
     dataset = FaceClipDataset(videos, clip_length, stride=max(clip_length // 2, 1), random_reference=True)
     if len(dataset) == 0:
         raise InputError(f"no video has {clip_length} frames: nothing to train on")
-    # A constant lr, and previous frames the generator's own at a fixed rate from the first step (the
-    # module's schedule would count steps from 0 again in a new run).
-    hp.lr_generator = hp.lr_discriminator = lr
-    hp.lr_schedule = "constant"
-    hp.own_previous_start, hp.own_previous_end, hp.own_previous_max = 0, 0, own_previous
+    # A copy with this run's hyperparameters: a constant lr, and previous frames the generator's own at a
+    # fixed rate from the first step (the module's schedule would count steps from 0 again in a new run).
+    finetuning = {
+        "lr_generator": lr, "lr_discriminator": lr, "lr_schedule": "constant",
+        "own_previous_start": 0, "own_previous_end": 0, "own_previous_max": own_previous,
+    }  # fmt: skip
+    tuned = type(module)(**(dict(hp) | finetuning))
+    tuned.load_state_dict(module.state_dict())
     L.seed_everything(seed, verbose=False)
-    module.train()  # loaded checkpoints come in eval mode, which Lightning keeps
     loader = DataLoader(
         dataset,
         batch_size=min(batch_size, len(dataset)),
@@ -316,7 +320,7 @@ def train_on(
     resume = checkpoint if checkpoint is not None and checkpoint.is_file() else None
     with warnings.catch_warnings():  # epochs mean nothing here: a resumed run just draws clips afresh
         warnings.filterwarnings("ignore", message=".*(checkpoint that ended before the epoch|val_dataloader)")
-        trainer.fit(module, loader, ckpt_path=resume)
+        trainer.fit(tuned, loader, ckpt_path=resume)
     return trainer
 
 
