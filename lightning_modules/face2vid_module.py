@@ -18,9 +18,9 @@ Validation, test and ``generate_sequence`` are always autoregressive.
 
 **Landmark priors** (``use_landmark_prior``). Both warps start from the flow the landmarks imply
 (``networks.warp.landmark_flow``: from the reference's landmarks, and from the previous frame's, to frame t's)
-and the generator predicts corrections. Measured on the built-in corpus at 64 px, warping the reference by
-this prior alone lifts the face-region PSNR from 28.5 dB (copying) to 30.6 dB, for any face; the generator
-still has to learn the mouth's inside and what the landmarks do not say.
+and the generator predicts corrections: warping the reference by this prior alone already beats copying it,
+for any face (``benchmarks/README.md``); the generator still has to learn the mouth's inside and what the
+landmarks do not say.
 
 **Losses**, by name with weights from the config (``DEFAULT_LOSS_WEIGHTS``; 0 switches one off):
 ``adversarial`` (image critic on (sketch, frame) pairs) and ``temporal_adversarial`` (clips of K+1

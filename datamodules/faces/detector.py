@@ -6,10 +6,7 @@ download at run time. mediapipe's face mesh would be faster (2-3 ms an image) bu
 bundles its model (0.10.21) pins numpy<2 and protobuf<5, which breaks wandb 0.31 in the same environment;
 ``face-alignment`` downloads its weights at run time.
 
-Measured here (dlib 20.0.1, one core of a 2-core machine, lightly loaded): `detect` (HOG + shape fit) on a
-360x288 frame ~10 ms (upsample 0) / ~37 ms (upsample 1), on the 512x512 and 600x512 photos ~23-25 ms /
-~85-97 ms; one shape fit 1.4-2.1 ms (0.7-1.2 ms without the sub-pixel resampling); `track_landmarks` on a
-360x288 video ~170 frames/s (detection every 25 frames), ~25 frames/s detecting every frame.
+Tracking re-detects only now and then, which is what makes it fast (its speed: ``benchmarks/README.md``).
 
 Why upsample 1 by default: the HOG window is 80 px, so without upsampling faces narrower than ~80 px are
 missed (the astronaut photo at half size, a 40-px face, is found only with upsample 1); video frames of

@@ -24,9 +24,9 @@ face; without priors (None) the corrections are the whole flows.
 Flows follow ``lightning_modules.networks.warp`` (backward warp, pixels, (dx, dy) channels-first). Masks are
 [B, 1, S, S] in [0, 1]. The network is a small U-Net: stride-2 encoder to S/8, residual blocks and spatial
 self-attention at S/8 (``use_attention``), decoder with additive skips back to S/2, where the image comes
-out through a pixel shuffle (full detail) and flows and masks by bilinear upsampling (smooth fields). At
-``channels=32``: 0.86 M parameters, 0.9 GFLOP a frame at 128 px and 3.9 at 256 (``torch.utils.flop_counter``).
-At init the flows are the priors (or zero) and both masks 0.88: the generator starts by copying.
+out through a pixel shuffle (full detail) and flows and masks by bilinear upsampling (smooth fields); its size
+and cost are in ``benchmarks/README.md`` (``face2vid_speed.py``). At init the flows are the priors (or zero)
+and both masks 0.88: the generator starts by copying.
 """
 
 from __future__ import annotations
