@@ -18,7 +18,6 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +62,6 @@ class PreprocessConfig:
     max_missing_seconds: float = 0.2
 
 
-@cache
-def _detector(name: str):
-    """One detector per process (loading dlib's model takes a moment; workers reuse theirs)."""
-    from talking_face.datamodules.faces.detector import make_detector
-
-    return make_detector(name)
-
-
 def _phoneme_segments(
     utterance: Utterance, text: str, pronunciations: list, audio: np.ndarray, duration: float
 ) -> tuple[list[Segment], list[Segment]]:
@@ -102,7 +93,7 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
         transform_points,
         warp_to_crop,
     )
-    from talking_face.datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from talking_face.datamodules.faces.detector import make_detector, smooth_landmarks, track_landmarks
     from talking_face.datamodules.phonemes import pronounce
 
     text = utterance.read_text()
@@ -110,7 +101,7 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
     oov_words = sorted({w.word for w in pronunciations if not w.in_dictionary})  # spelled by g2p's model
     audio_source = utterance.audio or utterance.video
     audio = load_audio(audio_source)
-    detector = _detector(options.detector)
+    detector = make_detector(options.detector)
     landmarks, found = track_landmarks(iter_video_frames(utterance.video), detector, options.redetect_every)
     num_frames = len(landmarks)
     face_fraction = float(found.mean()) if num_frames else 0.0

@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from talking_face.datamodules.faces.detector import make_detector
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
 from talking_face.lightning_modules.networks.warp import warp
 
@@ -118,13 +119,6 @@ def frame_difference_energy(frames: Tensor) -> Tensor:
     return (frames[:, 1:].float() - frames[:, :-1].float()).square().mean(dim=(1, 2, 3, 4))
 
 
-@functools.cache
-def _default_detector():
-    from talking_face.datamodules.faces.detector import make_detector
-
-    return make_detector("dlib")
-
-
 @torch.no_grad()
 def mouth_lmd_on_frames(frames: Tensor, landmarks: Tensor, detector=None, min_size: int = 128) -> Tensor:
     """LMD of generated frames: does the face do what the landmarks say?
@@ -147,7 +141,7 @@ def mouth_lmd_on_frames(frames: Tensor, landmarks: Tensor, detector=None, min_si
             f"mouth_lmd_on_frames wants frames [N, 3, S, S] and landmarks [N, 68, 2], got "
             f"{tuple(frames.shape)} and {tuple(landmarks.shape)}"
         )
-    detector = detector or _default_detector()
+    detector = detector or make_detector("dlib")
     size = frames.shape[-1]
     scale = max(1.0, min_size / size)
     images = (

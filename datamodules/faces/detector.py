@@ -176,8 +176,10 @@ def _area(box: Box) -> float:
 _DETECTORS: dict[str, Callable[..., LandmarkDetector]] = {"dlib": DlibDetector}
 
 
+@functools.cache
 def make_detector(name: str = "dlib", **kwargs: object) -> LandmarkDetector:
-    """The landmark detector registered as ``name``, built with ``kwargs``."""
+    """The landmark detector registered as ``name``, built with ``kwargs``: one per process and settings
+    (loading dlib's model takes a moment), shared by preprocessing, generation and the metrics."""
     if name not in _DETECTORS:
         raise KeyError(f"faces.detector: unknown detector {name!r}; known: {sorted(_DETECTORS)}")
     return _DETECTORS[name](**kwargs)

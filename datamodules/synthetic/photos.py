@@ -20,7 +20,6 @@ as it sees GRID. ``mirrored=True`` flips it left-right: a second identity to a l
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,13 +85,6 @@ def _read_rgb(photo: FacePhoto) -> np.ndarray:
 _FACE_MIDDLE_Y = 0.54  # fraction of the frame height where the brow-chin midpoint goes
 
 
-@functools.cache
-def _framing_detector():
-    from talking_face.datamodules.faces.detector import make_detector
-
-    return make_detector("dlib")
-
-
 def _framing(landmarks: np.ndarray, size: tuple[int, int], face_fraction: float) -> np.ndarray:
     """Similarity [2, 3] (photo pixels -> frame pixels) that levels the eyes and centres the face.
 
@@ -145,7 +137,9 @@ def load_photo(
     150 px with the forehead), centred horizontally. ``mirrored`` flips the framed photo left-right.
     """
     image = _read_rgb(photo)
-    faces = _framing_detector().detect(image)
+    from talking_face.datamodules.faces.detector import make_detector
+
+    faces = make_detector("dlib").detect(image)
     if not faces:
         raise RuntimeError(f"no face found in packaged photo {photo.source}")
     framed = _warp_with_soft_border(image, _framing(faces[0].landmarks, size, face_fraction), size)

@@ -19,7 +19,6 @@ A video's frames go through ``datamodules.faces.detector.track_landmarks`` (dlib
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 import numpy as np
@@ -49,18 +48,11 @@ _MIN_FRAMES = 3
 """Fewer found frames than this give NaN: no correlation or mean worth reporting."""
 
 
-@functools.cache
-def _detector():
-    from talking_face.datamodules.faces.detector import make_detector
-
-    return make_detector("dlib", upsample=1)  # faces >= ~40 px: 128-px crops included
-
-
 def detect_landmarks(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """68 landmarks [T, 68, 2] (image pixels) and ``found`` [T] of RGB uint8 frames [H, W, 3] (streamed)."""
-    from talking_face.datamodules.faces.detector import track_landmarks
+    from talking_face.datamodules.faces.detector import make_detector, track_landmarks
 
-    return track_landmarks(frames, _detector())
+    return track_landmarks(frames, make_detector("dlib"))
 
 
 def _normalised_mouth(landmarks: np.ndarray, crop_size: int | None) -> np.ndarray:
