@@ -122,8 +122,10 @@ def load_audio(path: str | Path, sample_rate: int = timebase.SAMPLE_RATE) -> np.
     if audio.size == 0:
         raise MediaError(f"{path}: no audio stream or zero-length audio")
     if complaints:  # decoded, with errors: a truncated or damaged file
+        # ffmpeg's last complaint, without its "[dec:mp3float @ 0x...]" prefixes
+        reason = re.sub(r"^(\[[^\]]*\]\s*)+", "", complaints[-1].strip())
         warnings.warn(
-            f"{path}: the audio is damaged or ends early (ffmpeg: {complaints[-1].strip()}); using the "
+            f"{path}: the audio is damaged or ends early (ffmpeg: {reason}); using the "
             f"{audio.size / sample_rate:.2f} s that decode",
             InputWarning,
             stacklevel=2,
