@@ -55,13 +55,13 @@ def check_output(out: str | Path, inputs: dict[str, str | Path | None], flag: st
     """A video path that can be written, is none of the ``inputs`` ({flag: path}), and whose folder exists
     (made if missing)."""
     out = Path(out)
+    for name, path in inputs.items():
+        if path is not None and Path(path).exists() and out.exists() and out.samefile(path):
+            raise UsageError(flag, f"{out}: is the --{name} input; write the video somewhere else")
     if out.is_dir():
         raise UsageError(flag, f"{out}: is a folder; give a file name such as {out / 'out.mp4'}")
     if out.suffix.lower() not in VIDEO_CONTAINERS:
         raise UsageError(flag, f"{out}: give a video file name ending in {' or '.join(VIDEO_CONTAINERS)}")
-    for name, path in inputs.items():
-        if path is not None and Path(path).exists() and out.exists() and out.samefile(path):
-            raise UsageError(flag, f"{out}: is the --{name} input; write the video somewhere else")
     folder = out.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
