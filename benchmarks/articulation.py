@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> dict:
                         "mode": mode,
                         "face": face,
                         "utterance": utt.name,
-                        "taken": plan.speech.mode,
+                        "path": plan.speech.path,
                         "notes": notes,
                     }
                 )

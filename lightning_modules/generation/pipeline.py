@@ -6,7 +6,8 @@
 
 Steps (``prepare`` then ``render``):
 
-1. speech (``speech_input``): audio at the pipeline's rate, phoneme timings, voice activity;
+1. speech (``speech_input``): audio at the pipeline's rate, phoneme timings (given, recognised or the TTS'),
+   voice activity (none at all where no speech was found: the mouth rests);
 2. face (``face_input``): full frames, tracked landmarks, a similarity crop per frame (the preprocessing's);
 3. stage 1 predicts the mouth in the face-normalised frame from the person's neutral mouth; it is retargeted
    to the person's mouth, eased to rest in pauses, and put into the face (``motion``): a photo gets gentle
@@ -158,6 +159,7 @@ class TalkingFacePipeline:
         mouth_scale: float = 1.0,
         smoothing: int = 5,
         seed: int = 0,
+        recognise: bool = True,
         progress: bool = False,
     ) -> Plan:
         """Speech, face and the driving landmarks of every frame (no pixels generated yet).
@@ -173,6 +175,8 @@ class TalkingFacePipeline:
             mouth_scale: scales the mouth's motion (1 = as predicted).
             smoothing: landmark smoothing window (frames) for a clip; 1 = none.
             seed: the random head motion and blinks follow from it.
+            recognise: audio without text: recognise its words and let their phonemes drive stage 1 beside
+                the audio (``speech_input``); False: the audio alone.
         """
         from datamodules.faces.alignment import (
             estimate_crop_transform,
@@ -184,7 +188,7 @@ class TalkingFacePipeline:
 
         if mouth_scale < 0:
             raise ValueError(f"mouth_scale must be >= 0, got {mouth_scale}")
-        speech = prepare_speech(audio, text, voice)
+        speech = prepare_speech(audio, text, voice, recognise=recognise)
         track = load_face(face, speech.num_frames, face_index, smoothing, progress=progress)
         size = self.size
         transforms = estimate_crop_transform(track.landmarks, size)
@@ -195,7 +199,7 @@ class TalkingFacePipeline:
         reference = self._reference_index(own_all, track.found)
         neutral = self._neutral_mouth(own_all, track.found)
         mouth = self._predict_mouth(speech, neutral, mouth_scale)
-        voiced = voice_activity(speech.audio, speech.num_frames)
+        voiced = voice_activity(speech.audio, speech.num_frames) & speech.speaking  # no speech: rest
         speaking = rest_in_silence(mouth, neutral, voiced)
         own = own_all[index]
         driving = replace_mouth(own, speaking, neutral)

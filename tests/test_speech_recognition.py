@@ -1,0 +1,70 @@
+"""Audio without text (issue 13): its words are recognised and drive the mouth beside the sound; noise holds
+no speech, so no phonemes and a resting mouth, with a warning naming the file."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from generation_media import SENTENCE, photo_file, spoken, tiny_face2vid, write_speech
+
+from datamodules.faces.mouth import mouth_opening, mouth_points
+from datamodules.speech_recognition import recognise
+from lightning_modules.generation.speech_input import prepare_speech
+
+PLAIN = "the boy went to the market to buy some bread"
+"""Everyday English (the recogniser's language model knows it; GRID's grammar is far from it)."""
+
+
+@pytest.fixture(scope="module")
+def noise_wav(tmp_path_factory):
+    """Two seconds of white noise at speech level (RMS 0.1)."""
+    noise = np.random.default_rng(0).normal(0.0, 0.1, 32_000).astype(np.float32)
+    return write_speech(tmp_path_factory.mktemp("noise") / "white_noise.wav", noise)
+
+
+def test_speech_is_recognised_and_its_phonemes_cover_it():
+    found = recognise(spoken(PLAIN), 16_000)  # TTS speech with exact digital silence around it
+    assert found.found_words and found.confidence >= 0.5, found
+    assert len(set(found.text.split()) & set(PLAIN.split())) >= 6, found.text  # most words right
+    assert found.phonemes[0].start == 0.0 and found.phonemes[-1].end == pytest.approx(
+        spoken(PLAIN).size / 16e3
+    )
+    assert {"B", "N"} <= {p.label for p in found.phonemes}
+
+
+def test_audio_alone_takes_the_recognised_path_and_says_so(tmp_path):
+    wav = write_speech(tmp_path / "said.wav", spoken(SENTENCE))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # good speech: nothing to warn about
+        speech = prepare_speech(wav)
+    assert speech.mode == "both" and speech.text_source == "recognised" and speech.speaking
+    assert speech.phoneme_ids is not None and len(speech.phoneme_ids) == speech.num_frames
+    assert "recognised text" in speech.path
+    plain = prepare_speech(wav, recognise=False)
+    assert plain.mode == "audio" and plain.phoneme_ids is None and plain.path == "audio only"
+
+
+def test_white_noise_yields_no_phonemes_and_a_warning_naming_the_file(noise_wav):
+    assert not recognise(np.random.default_rng(1).normal(0, 0.1, 32_000), 16_000).found_words
+    with pytest.warns(UserWarning, match=r"white_noise\.wav: no speech found"):
+        speech = prepare_speech(noise_wav)
+    assert speech.phoneme_ids is None and not speech.speaking and "no speech" in speech.path
+
+
+def test_white_noise_leaves_the_mouth_at_rest(noise_wav):
+    from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
+    from lightning_modules.generation.pipeline import TalkingFacePipeline
+
+    pipeline = TalkingFacePipeline(load_stage(shipped_checkpoint("landmarks"), "landmarks"), tiny_face2vid())
+    face = photo_file()
+    with pytest.warns(UserWarning, match="no speech found"):
+        plan = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0)
+    opening = mouth_opening(mouth_points(plan.driving))
+    rest = mouth_opening(mouth_points(plan.own))
+    assert not plan.voiced.any()
+    np.testing.assert_allclose(opening, rest, atol=1e-3)
+    # the audio alone would move the mouth on this noise: resting did the work
+    moved = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise=False)
+    assert np.ptp(mouth_opening(mouth_points(moved.driving))) > 0.5  # crop pixels
