@@ -236,10 +236,12 @@ class TalkingFacePipeline:
 
     def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
         from datamodules.audio_features import log_mel
-        from datamodules.faces.alignment import face_normalise
+        from datamodules.faces.alignment import face_normalise, pixels_per_unit
         from lightning_modules.generation.motion import retarget_mouth
+        from lightning_modules.generation.mouth_calibration import CLOSED_GAP, closed_mouth
 
         size = self.size
+        neutral = closed_mouth(neutral, CLOSED_GAP * pixels_per_unit(size))  # an open smile still closes
         reference = face_normalise(neutral, size).astype(np.float32)
         features = torch.from_numpy(log_mel(speech.audio, speech.num_frames))[None]
         ids = None if speech.phoneme_ids is None else torch.from_numpy(speech.phoneme_ids)[None]
