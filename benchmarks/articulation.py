@@ -114,6 +114,49 @@ def reference_phones(utterance: Utterance, num_frames: int) -> tuple[list[str], 
     return [VOCAB[i] for i in frame_phoneme_ids(alignment.phonemes, num_frames)], seconds
 
 
+def phone_error(reference: list[str], hypothesis: list[str]) -> float:
+    """Edit distance between two phone sequences (silences dropped) / length of the reference."""
+    ref = [p for p in reference if p != "sil"]
+    hyp = [p for p in hypothesis if p != "sil"]
+    row = np.arange(len(hyp) + 1)
+    for i, r in enumerate(ref, 1):
+        previous, row = row, np.empty_like(row)
+        row[0] = i
+        for j, h in enumerate(hyp, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (r != h))
+    return float(row[-1]) / max(len(ref), 1)
+
+
+def recognition(utts: list[Utterance]) -> dict:
+    """Recognition + alignment of every utterance: seconds (wall and CPU) per second of speech, word and
+    phone error."""
+    from datamodules import timebase
+    from datamodules.forced_aligner import force_align
+    from datamodules.speech_recognition import recognise
+
+    recognise(utts[0].audio[: timebase.SAMPLE_RATE], timebase.SAMPLE_RATE)  # loads the language model
+    seconds, cpu, speech, errors, words, rows = 0.0, 0.0, 0.0, 0.0, 0, []
+    for utt in utts:
+        started = time.process_time()
+        found = recognise(utt.audio, timebase.SAMPLE_RATE)
+        cpu += time.process_time() - started
+        truth = force_align(utt.audio, timebase.SAMPLE_RATE, utt.text)
+        per = phone_error([p.label for p in truth.phonemes], [p.label for p in found.phonemes])
+        wer = phone_error(utt.text.split(), found.text.split())  # the same edit distance, over words
+        seconds += found.seconds
+        speech += utt.audio.size / timebase.SAMPLE_RATE
+        errors += per * len([p for p in truth.phonemes if p.label != "sil"])
+        words += len([p for p in truth.phonemes if p.label != "sil"])
+        rows.append({"utterance": utt.name, "truth": utt.text, "recognised": found.text,
+                     "confidence": found.confidence, "phone_error": per, "word_error": wer})  # fmt: skip
+    return {
+        "recognise_rtf": seconds / speech,
+        "recognise_cpu_rtf": cpu / speech,
+        "phone_error": errors / words,
+        "utterances": rows,
+    }
+
+
 def driving_gap(plan) -> np.ndarray:
     """Lip gap [T] of the driving landmarks (face-normalised: inter-ocular units)."""
     from datamodules.faces.alignment import face_normalise
@@ -170,6 +213,7 @@ def run(args: argparse.Namespace) -> dict:
     photos = {p.name: p.file() for p in packaged_photos()}
     faces = [f for f in args.faces if f in photos]
     pipeline = TalkingFacePipeline.from_checkpoints(args.landmarks_checkpoint, args.face2vid_checkpoint)
+    recognised = recognition(utts) if "recognised" in args.modes else None
     speech_seconds = sum(u.audio.size for u in utts) / 16_000
     references: dict[str, list[str]] = {}
     align_seconds = 0.0
@@ -230,6 +274,7 @@ def run(args: argparse.Namespace) -> dict:
         "utterances": [u.name for u in utts],
         "speech_seconds": speech_seconds,
         "align_rtf": align_seconds / speech_seconds if references else float("nan"),
+        "recognition": recognised,
         "load_average": os.getloadavg()[0],
     }
 
@@ -248,6 +293,13 @@ def markdown(result: dict) -> str:
         f"\nForced alignment of the true text: {result['align_rtf']:.2f} s per second of speech "
         f"(load average {result['load_average']:.1f})."
     )
+    if result["recognition"]:
+        found = result["recognition"]
+        lines.append(
+            f"Recognition + alignment: {found['recognise_rtf']:.2f} s per second of speech "
+            f"({found['recognise_cpu_rtf']:.2f} s of CPU), phone error "
+            f"{100 * found['phone_error']:.1f} % against the aligned true transcript."
+        )
     return "\n".join(lines) + "\n"
 
 
