@@ -68,3 +68,33 @@ def test_white_noise_leaves_the_mouth_at_rest(noise_wav):
     # the audio alone would move the mouth on this noise: resting did the work
     moved = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise=False)
     assert np.ptp(mouth_opening(mouth_points(moved.driving))) > 0.5  # crop pixels
+
+
+@pytest.mark.parametrize(
+    ("confidence", "mode", "speaking", "warning"),
+    [
+        (0.9, "both", True, None),
+        (0.4, "audio", True, "fit the speech poorly"),
+        (0.2, "audio", False, "no speech"),
+    ],
+)
+def test_confidence_decides_between_fusion_audio_alone_and_rest(
+    tmp_path, monkeypatch, confidence, mode, speaking, warning
+):
+    from datamodules import speech_recognition
+    from datamodules.segments import Segment
+
+    wav = write_speech(tmp_path / "voice.wav", spoken(SENTENCE))
+    duration = spoken(SENTENCE).size / 16_000
+    found = speech_recognition.Recognition("a word", (Segment("AA", 0.0, duration),), confidence, 0.1)
+    monkeypatch.setattr(speech_recognition, "recognise", lambda audio, rate: found)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        speech = prepare_speech(wav)
+    assert (speech.mode, speech.speaking, speech.confidence) == (mode, speaking, confidence)
+    messages = [str(w.message) for w in caught]
+    if warning is None:
+        assert not messages and speech.text_source == "recognised"
+    else:
+        assert len(messages) == 1 and "voice.wav" in messages[0] and warning in messages[0]
+        assert speech.phoneme_ids is None and messages[0] in speech.notes
