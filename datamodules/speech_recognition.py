@@ -7,9 +7,9 @@ off) then places the recognised words' phones in time and scores how well they e
 
 Measured on 11 real read utterances (37 s, two speakers; ``benchmarks/articulation.py``): word error about
 21 %, phone error about 10 % after the alignment, 0.35 s of CPU per second of speech on a loaded core.
-That is close enough for lips: a wrong word mostly has the right vowels and closures. The recognised words always explain real speech well (alignment confidence
-1.0 on all 11); on music (a saxophone, a band) the recogniser still finds words, but they fit poorly
-(0.22-0.32); white and pink noise give no words at all.
+That is close enough for lips: a wrong word mostly has the right vowels and closures. The recognised words
+always explain real speech well (alignment confidence 1.0 on all 11); on music (a saxophone, a band) the
+recogniser still finds words, but they fit poorly (0.22-0.32); white and pink noise give no words at all.
 
 ``Recognition.confidence`` is the forced aligner's goodness-of-pronunciation score of the recognised words
 (see ``forced_aligner``): 0 when nothing was recognised. The caller decides what to trust
