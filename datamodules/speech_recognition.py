@@ -67,14 +67,15 @@ def _recogniser():
     return pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False)
 
 
-def _words(pcm: np.ndarray) -> str:
-    """The recognised words of int16 16 kHz ``pcm`` [N] (fillers and silences dropped)."""
+def _words(pcm: np.ndarray) -> tuple[str, str]:
+    """The recognised words of int16 16 kHz ``pcm`` [N] (fillers and silences dropped), and the cepstral
+    mean of the whole utterance (decoded whole, the recogniser computes it as the aligner would)."""
     decoder = _recogniser()
     decoder.start_utt()
     decoder.process_raw(pcm.tobytes(), full_utt=True)
     decoder.end_utt()
     hypothesis = decoder.hyp()
-    return " ".join(hypothesis.hypstr.split()) if hypothesis is not None else ""
+    return (" ".join(hypothesis.hypstr.split()) if hypothesis is not None else ""), decoder.get_cmn()
 
 
 def recognise(audio: np.ndarray, sample_rate: int) -> Recognition:
@@ -89,11 +90,11 @@ def recognise(audio: np.ndarray, sample_rate: int) -> Recognition:
     noise = np.random.default_rng(0).normal(0.0, _DITHER_LSB / 2, pcm.size)
     dithered = np.clip(pcm + np.round(noise), -32768, 32767).astype(np.int16)
     with _LOCK:
-        text = _words(dithered)
+        text, cmn = _words(dithered)
     if not text:
         return Recognition("", (), 0.0, time.perf_counter() - started)
     try:
-        alignment = force_align(dithered, ALIGN_SAMPLE_RATE, text)
+        alignment = force_align(dithered, ALIGN_SAMPLE_RATE, text, cmn)
     except ValueError:  # the recogniser's words found no path in the aligner: trust nothing
         return Recognition(text, (), 0.0, time.perf_counter() - started)
     return Recognition(text, tuple(alignment.phonemes), float(alignment.score), time.perf_counter() - started)
