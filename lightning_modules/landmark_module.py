@@ -116,7 +116,8 @@ class LandmarkModule(L.LightningModule):
             background noise (``augment_log_mel``), so the model carries to real recordings.
         text_noise_prob: fraction of the training utterances that see audio and text whose phones get
             recognition-like errors (``phone_noise.corrupt_phonemes``): inference without a transcript reads
-            recognised phones, about 12 % of them wrong. 0 = exact phones always.
+            recognised phones, about 12 % of them wrong. 0 = exact phones always (measured better on real
+            speech, see ``phone_noise``).
         phone_substitution: per-phone probability of a wrong phone in those utterances.
         phone_deletion: per-phone probability of a missing phone in those utterances.
         boundary_jitter: largest shift of a phone boundary in those utterances, in frames.
