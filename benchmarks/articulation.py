@@ -20,7 +20,7 @@ Reference phones on frames: forced alignment of the true transcript on the recor
 (``datamodules.forced_aligner``); in text mode, the TTS engine's own phone times. The lip gap of every frame
 is measured on the driving landmarks (what Face2Vid was told to draw; all utterances) and, for the first
 ``--render_utterances`` utterances, by dlib re-run on the rendered video frames (what a viewer sees).
-Scores (``lightning_modules.generation.articulation``), pooled over the utterances of a face and mode:
+Scores (``talking_face.generation.articulation``), pooled over the utterances of a face and mode:
 ``bilabial_ratio`` (goal <= 0.4), ``openness_corr`` (goal >= 0.5), ``gap_spread``.
 
 Speed: recognition + alignment per second of speech (``recognise_rtf``, when the pipeline recognises) and
@@ -77,8 +77,8 @@ def utterances(data: Path, work: Path) -> list[Utterance]:
     """LibriVox, cards and goforward with their transcripts, each also written as a 16 kHz wav."""
     import soundfile
 
-    from datamodules import timebase
-    from datamodules.media import load_audio
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.media import load_audio
 
     work.mkdir(parents=True, exist_ok=True)
     found: list[tuple[str, Path, str]] = []
@@ -103,10 +103,10 @@ def utterances(data: Path, work: Path) -> list[Utterance]:
 
 def reference_phones(utterance: Utterance, num_frames: int) -> tuple[list[str], float]:
     """The true transcript's phones on frames (forced alignment) and the seconds it took."""
-    from datamodules import timebase
-    from datamodules.alignment import frame_phoneme_ids
-    from datamodules.forced_aligner import force_align
-    from datamodules.phonemes import VOCAB
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.alignment import frame_phoneme_ids
+    from talking_face.datamodules.forced_aligner import force_align
+    from talking_face.datamodules.phonemes import VOCAB
 
     started = time.perf_counter()
     alignment = force_align(utterance.audio, timebase.SAMPLE_RATE, utterance.text)
@@ -130,9 +130,9 @@ def phone_error(reference: list[str], hypothesis: list[str]) -> float:
 def recognition(utts: list[Utterance]) -> dict:
     """Recognition + alignment of every utterance: seconds (wall and CPU) per second of speech, word and
     phone error."""
-    from datamodules import timebase
-    from datamodules.forced_aligner import force_align
-    from datamodules.speech_recognition import recognise
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.forced_aligner import force_align
+    from talking_face.datamodules.speech_recognition import recognise
 
     recognise(utts[0].audio[: timebase.SAMPLE_RATE], timebase.SAMPLE_RATE)  # loads the language model
     seconds, cpu, speech, errors, words, rows = 0.0, 0.0, 0.0, 0.0, 0, []
@@ -159,15 +159,15 @@ def recognition(utts: list[Utterance]) -> dict:
 
 def driving_gap(plan) -> np.ndarray:
     """Lip gap [T] of the driving landmarks (face-normalised: inter-ocular units)."""
-    from datamodules.faces.alignment import face_normalise
-    from datamodules.faces.mouth import mouth_opening, mouth_points
+    from talking_face.datamodules.faces.alignment import face_normalise
+    from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 
     return mouth_opening(face_normalise(mouth_points(plan.driving.astype(np.float64)), plan.size))
 
 
 def rendered_gap(pipeline, plan) -> tuple[np.ndarray, np.ndarray]:
     """Lip gap [T] re-detected by dlib on the rendered full frames, and ``found`` [T]."""
-    from lightning_modules.generation.lip_sync import detect_landmarks, face_opening
+    from talking_face.generation.lip_sync import detect_landmarks, face_opening
 
     frames = (frame for chunk in pipeline.render(plan) for frame in chunk.frames)
     landmarks, found = detect_landmarks(frames)
@@ -199,11 +199,11 @@ def prepare(pipeline, face: Path, utterance: Utterance, mode: str):
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from datamodules import timebase
-    from datamodules.phonemes import VOCAB
-    from datamodules.synthetic.photos import packaged_photos
-    from lightning_modules.generation.articulation import articulation
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.phonemes import VOCAB
+    from talking_face.datamodules.synthetic.photos import packaged_photos
+    from talking_face.generation.articulation import articulation
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     torch.set_num_threads(args.threads)
     data = fetch_material(args.material)

@@ -13,7 +13,7 @@ recogniser still finds words, but they fit poorly (0.22-0.32); white and pink no
 
 ``Recognition.confidence`` is the forced aligner's goodness-of-pronunciation score of the recognised words
 (see ``forced_aligner``): 0 when nothing was recognised. The caller decides what to trust
-(``lightning_modules.generation.speech_input``).
+(``talking_face.generation.speech_input``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules.segments import Segment
+from talking_face.datamodules.segments import Segment
 
 __all__ = ["Recognition", "recognise"]
 
@@ -83,7 +83,7 @@ def recognise(audio: np.ndarray, sample_rate: int) -> Recognition:
 
     Raises ``ValueError`` for empty, too short (< 0.1 s) or silent audio (see ``forced_aligner``).
     """
-    from datamodules.forced_aligner import ALIGN_SAMPLE_RATE, _to_int16_16k, force_align
+    from talking_face.datamodules.forced_aligner import ALIGN_SAMPLE_RATE, _to_int16_16k, force_align
 
     started = time.perf_counter()
     pcm = _to_int16_16k(audio, sample_rate)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from datamodules.phonemes import SIL_ID, VOCAB
+from talking_face.datamodules.phonemes import SIL_ID, VOCAB
 
 __all__ = ["corrupt_phonemes"]
 

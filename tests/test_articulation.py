@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lightning_modules.generation.articulation import OPENNESS, articulation, openness_track
+from talking_face.generation.articulation import OPENNESS, articulation, openness_track
 
 PHONES = ["sil", "sil", "M", "M", "M", "AA", "AA", "AA", "B", "B", "B", "AE", "AE", "AE", "S", "IY",
           "P", "P", "P", "AY", "AY", "AY", "sil"]  # fmt: skip

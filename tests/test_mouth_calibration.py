@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.faces.mouth import mouth_opening
-from lightning_modules.generation.mouth_calibration import closed_mouth
+from talking_face.datamodules.faces.mouth import mouth_opening
+from talking_face.generation.mouth_calibration import closed_mouth
 
 
 def _mouth(gap: float, tilt: float = 0.0) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from datamodules.phonemes import PAD_ID, SIL_ID, phoneme_id
-from lightning_modules.phone_noise import corrupt_phonemes
+from talking_face.datamodules.phonemes import PAD_ID, SIL_ID, phoneme_id
+from talking_face.lightning_modules.phone_noise import corrupt_phonemes
 
 
 def _frames(labels: list[str], frames_each: int = 4) -> torch.Tensor:
@@ -56,7 +56,7 @@ def test_training_feeds_corrupted_phones_to_samples_with_both_inputs(monkeypatch
     import lightning as L
     from landmark_batches import make_batches
 
-    from lightning_modules import LandmarkModule, landmark_module
+    from talking_face.lightning_modules import LandmarkModule, landmark_module
 
     seen = []
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from generation_media import SENTENCE, photo_file, spoken, tiny_face2vid, write_speech
 
-from datamodules.faces.mouth import mouth_opening, mouth_points
-from datamodules.speech_recognition import recognise
-from lightning_modules.generation.speech_input import prepare_speech
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
+from talking_face.datamodules.speech_recognition import recognise
+from talking_face.generation.speech_input import prepare_speech
 
 PLAIN = "the boy went to the market to buy some bread"
 """Everyday English (the recogniser's language model knows it; GRID's grammar is far from it)."""
@@ -54,8 +54,8 @@ def test_white_noise_yields_no_phonemes_and_a_warning_naming_the_file(noise_wav)
 
 
 def test_white_noise_leaves_the_mouth_at_rest(noise_wav):
-    from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     pipeline = TalkingFacePipeline(load_stage(shipped_checkpoint("landmarks"), "landmarks"), tiny_face2vid())
     face = photo_file()
@@ -81,8 +81,8 @@ def test_white_noise_leaves_the_mouth_at_rest(noise_wav):
 def test_confidence_decides_between_fusion_audio_alone_and_rest(
     tmp_path, monkeypatch, confidence, mode, speaking, warning
 ):
-    from datamodules import speech_recognition
-    from datamodules.segments import Segment
+    from talking_face.datamodules import speech_recognition
+    from talking_face.datamodules.segments import Segment
 
     wav = write_speech(tmp_path / "voice.wav", spoken(SENTENCE))
     duration = spoken(SENTENCE).size / 16_000

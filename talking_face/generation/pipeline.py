@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules import timebase
-from lightning_modules.generation.face_input import FaceTrack, load_face
-from lightning_modules.generation.speech_input import SpeechInput, prepare_speech, voice_activity
+from talking_face.datamodules import timebase
+from talking_face.generation.face_input import FaceTrack, load_face
+from talking_face.generation.speech_input import SpeechInput, prepare_speech, voice_activity
 
 __all__ = ["Plan", "RenderedChunk", "Result", "TalkingFacePipeline", "pingpong_indices"]
 
@@ -133,7 +133,7 @@ class TalkingFacePipeline:
         max_temporal_mask: float = DEFAULT_MAX_TEMPORAL_MASK,
     ) -> TalkingFacePipeline:
         """Load both stages (None: the checkpoints that ship with the package); errors name the file."""
-        from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
+        from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
 
         landmark_model = load_stage(landmarks or shipped_checkpoint("landmarks"), "landmarks", device)
         face2vid_model = load_stage(face2vid or shipped_checkpoint("face2vid"), "face2vid", device)
@@ -178,13 +178,13 @@ class TalkingFacePipeline:
             recognise: audio without text: recognise its words and let their phonemes drive stage 1 beside
                 the audio (``speech_input``); False: the audio alone.
         """
-        from datamodules.faces.alignment import (
+        from talking_face.datamodules.faces.alignment import (
             estimate_crop_transform,
             smooth_transforms,
             transform_points,
             warp_to_crop,
         )
-        from lightning_modules.generation.motion import photo_motion, replace_mouth, rest_in_silence
+        from talking_face.generation.motion import photo_motion, replace_mouth, rest_in_silence
 
         if mouth_scale < 0:
             raise ValueError(f"mouth_scale must be >= 0, got {mouth_scale}")
@@ -222,23 +222,23 @@ class TalkingFacePipeline:
 
     @staticmethod
     def _neutral_mouth(own: np.ndarray, found: np.ndarray) -> np.ndarray:
-        from datamodules.faces.mouth import mouth_points, neutral_mouth
+        from talking_face.datamodules.faces.mouth import mouth_points, neutral_mouth
 
         return neutral_mouth(mouth_points(own[found] if found.any() else own))
 
     @staticmethod
     def _reference_index(own: np.ndarray, found: np.ndarray) -> int:
         """The found frame with the most closed mouth: the appearance Face2Vid starts from."""
-        from datamodules.faces.mouth import mouth_opening, mouth_points
+        from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 
         opening = np.where(found, mouth_opening(mouth_points(own)), np.inf)
         return int(np.argmin(opening))
 
     def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
-        from datamodules.audio_features import log_mel
-        from datamodules.faces.alignment import face_normalise, pixels_per_unit
-        from lightning_modules.generation.motion import retarget_mouth
-        from lightning_modules.generation.mouth_calibration import CLOSED_GAP, closed_mouth
+        from talking_face.datamodules.audio_features import log_mel
+        from talking_face.datamodules.faces.alignment import face_normalise, pixels_per_unit
+        from talking_face.generation.motion import retarget_mouth
+        from talking_face.generation.mouth_calibration import CLOSED_GAP, closed_mouth
 
         size = self.size
         neutral = closed_mouth(neutral, CLOSED_GAP * pixels_per_unit(size))  # an open smile still closes
@@ -257,7 +257,7 @@ class TalkingFacePipeline:
         """Generate and paste the video chunk by chunk (memory bounded by ``chunk_frames``)."""
         from tqdm.auto import tqdm
 
-        from lightning_modules.generation.paste_back import face_mask, paste_face
+        from talking_face.generation.paste_back import face_mask, paste_face
 
         model, size, device = self.face2vid_model, plan.size, self.device
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255).to(device)
@@ -308,7 +308,7 @@ class TalkingFacePipeline:
         **knobs,
     ) -> Path:
         """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``knobs`` as in ``prepare``."""
-        from datamodules.media import write_video
+        from talking_face.datamodules.media import write_video
 
         progress = knobs.pop("progress", False)
         chunk_frames = knobs.pop("chunk_frames", 50)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.faces.landmark_scheme import MOUTH, NUM_MOUTH
-from datamodules.faces.mouth import mouth_opening
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_MOUTH
+from talking_face.datamodules.faces.mouth import mouth_opening
 
 __all__ = ["CLOSED_GAP", "closed_mouth"]
 
-_WHERE = "lightning_modules/generation/mouth_calibration.py"
+_WHERE = "talking_face/generation/mouth_calibration.py"
 CLOSED_GAP = 0.02
 """Inner-lip gap (inter-ocular units, ``mouth_opening`` of a face-normalised mouth) above which a neutral
 mouth counts as open and is closed to this gap; closed-mouth photos measured 0.008-0.011."""

@@ -24,7 +24,7 @@ import numpy as np
 
 __all__ = ["ARTICULATION_KEYS", "BILABIALS", "OPEN_VOWELS", "OPENNESS", "articulation", "openness_track"]
 
-_WHERE = "lightning_modules/generation/articulation.py"
+_WHERE = "talking_face/generation/articulation.py"
 ARTICULATION_KEYS = ("bilabial_ratio", "openness_corr", "gap_spread", "bilabial_frames", "open_frames")
 """What ``articulation`` returns, in order."""
 

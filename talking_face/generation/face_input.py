@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules.media import MediaError
+from talking_face.datamodules.media import MediaError
 
 __all__ = ["MIN_FACE_WIDTH", "FaceError", "FaceTrack", "load_face"]
 
@@ -53,7 +53,7 @@ class FaceTrack:
 
 
 def _detector():
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector("dlib", upsample=1)
 
@@ -120,8 +120,8 @@ def load_face(
     Raises ``MediaError`` when the file is neither an image nor a readable video and ``FaceError`` when no
     usable face is in it.
     """
-    from datamodules.faces.detector import smooth_landmarks, track_landmarks
-    from datamodules.media import iter_video_frames, probe_video
+    from talking_face.datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from talking_face.datamodules.media import iter_video_frames, probe_video
 
     path = Path(path)
     if not path.is_file():

@@ -26,11 +26,11 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules import timebase
+from talking_face.datamodules import timebase
 
 __all__ = ["SpeechInput", "find_voice", "prepare_speech", "speech_envelope", "voice_activity"]
 
-_WHERE = "lightning_modules/generation/speech_input.py"
+_WHERE = "talking_face/generation/speech_input.py"
 Mode = Literal["audio", "text", "both"]
 TextSource = Literal["transcript", "recognised", "tts"]
 
@@ -92,7 +92,7 @@ class SpeechInput:
 def find_voice(name: str | None):
     """The TTS voice called ``name`` (an engine voice name like ``kal_diphone`` or ``en-us+f2``, or a default
     voice's slug); None gives the first default voice."""
-    from datamodules.synthetic.tts import Voice, available_voices, default_voices
+    from talking_face.datamodules.synthetic.tts import Voice, available_voices, default_voices
 
     if name is None:
         return default_voices()[0]
@@ -117,7 +117,7 @@ def _check_text(text: str | None) -> str | None:
 
 
 def _load_speech(path: str | Path) -> np.ndarray:
-    from datamodules.media import MediaError, load_audio
+    from talking_face.datamodules.media import MediaError, load_audio
 
     audio = load_audio(path)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
@@ -127,7 +127,7 @@ def _load_speech(path: str | Path) -> np.ndarray:
 
 
 def _spelling_notes(text: str) -> tuple[str, ...]:
-    from datamodules.phonemes import pronounce
+    from talking_face.datamodules.phonemes import pronounce
 
     guessed = sorted({w.word for w in pronounce(text) if not w.in_dictionary})
     if not guessed:
@@ -154,7 +154,7 @@ def prepare_speech(
     Raises ``ValueError`` for no input or empty text and ``MediaError`` (naming the file) for audio that is
     unreadable, zero-length or silent.
     """
-    from lightning_modules.text_timing import timing_from_audio, timing_from_tts
+    from talking_face.lightning_modules.text_timing import timing_from_audio, timing_from_tts
 
     text = _check_text(text)
     if audio is None and text is None:
@@ -189,8 +189,8 @@ def _recognised(
     path: str | Path, samples: np.ndarray, num_frames: int, min_confidence: float, no_speech: float
 ) -> SpeechInput:
     """Audio only: recognise the words and fuse their phonemes, use the audio alone, or rest the mouth."""
-    from datamodules.alignment import frame_phoneme_ids
-    from datamodules.speech_recognition import recognise
+    from talking_face.datamodules.alignment import frame_phoneme_ids
+    from talking_face.datamodules.speech_recognition import recognise
 
     found = recognise(samples, timebase.SAMPLE_RATE)
     if not found.found_words or found.confidence < no_speech:
