@@ -184,7 +184,7 @@ def _segment(label: str, start: int, duration: int) -> Segment:
     return Segment(label, start / _FRAME_RATE, (start + duration) / _FRAME_RATE)
 
 
-def force_align(audio: np.ndarray, sample_rate: int, text: str) -> Alignment:
+def force_align(audio: np.ndarray, sample_rate: int, text: str, cmn: str | None = None) -> Alignment:
     """Align ``text`` to the speech in ``audio``: word and phoneme times, and a confidence.
 
     Args:
@@ -192,6 +192,9 @@ def force_align(audio: np.ndarray, sample_rate: int, text: str) -> Alignment:
         sample_rate: samples per second of ``audio``.
         text: the transcript; normalised by ``phonemes.words_of`` (numbers spelled out, punctuation
             dropped).
+        cmn: this audio's cepstral mean (pocketsphinx's ``get_cmn`` string) when the caller has it already,
+            e.g. a recogniser with the same acoustic model that decoded the same samples whole; saves the
+            first pass.
 
     Raises ``ValueError`` for empty text, empty, too short (< 0.1 s) or silent audio, and when
     pocketsphinx finds no path through the text (for instance far more words than the speech holds).
@@ -202,7 +205,7 @@ def force_align(audio: np.ndarray, sample_rate: int, text: str) -> Alignment:
     with _LOCK:
         decoder, initial_cmn = _decoder()
         _add_missing_words(decoder, words)
-        cmn = _utterance_cmn(decoder, pcm.tobytes(), initial_cmn)
+        cmn = cmn or _utterance_cmn(decoder, pcm.tobytes(), initial_cmn)
         try:
             free_per_frame = _free_loop_per_frame(decoder, pcm.tobytes(), cmn)
             aligned = _aligned_entries(decoder, pcm.tobytes(), cmn, words)

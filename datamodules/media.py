@@ -7,6 +7,8 @@ rate comes out as float32 mono at the pipeline's sample rate.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 import subprocess
 import tempfile
@@ -165,7 +167,6 @@ def write_video(
     ``audio_file`` (instead of ``audio``) goes in as it came: its own sample rate and channels, its stream
     copied where the container takes its codec, else encoded to AAC.
     """
-    import imageio_ffmpeg
     import soundfile
 
     path = Path(path)
@@ -177,26 +178,34 @@ def write_video(
         raise MediaError(f"{path}: no frames to write")
     height, width = first.shape[:2]
     with atomic_path(path) as tmp_video, tempfile.TemporaryDirectory() as scratch:
-        audio_path, audio_params = None, []
+        audio_input, audio_params = [], ["-an"]
         if audio_file is not None:
-            audio_path, audio_params = str(audio_file), ["-map", "0:v:0", "-map", "1:a:0"]
             copyable = _COPYABLE_AUDIO.get(path.suffix.lower(), set())
             audio_codec_name = "copy" if audio_codec_of(audio_file) in copyable else audio_codec_name
+            audio_input = ["-i", str(audio_file)]
+            audio_params = ["-map", "0:v:0", "-map", "1:a:0", "-c:a", audio_codec_name]
         elif audio is not None:  # ffmpeg muxes audio from a file: a scratch wav beside nothing of the user's
-            audio_path = str(Path(scratch) / "audio.wav")
-            soundfile.write(audio_path, np.asarray(audio, np.float32), sample_rate)
-        quality_params = ["-q:v", "3"] if mpeg1 else ["-crf", "18", "-preset", "fast"]
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp_video), (width, height), fps=fps, codec=codec, quality=None, macro_block_size=1,
-            output_params=[*quality_params, *audio_params, *([] if mpeg1 else ["-movflags", "+faststart"])],
-            audio_path=audio_path, audio_codec=audio_codec_name if audio_path else None,
-            ffmpeg_log_level="error",
-        )  # fmt: skip
-        writer.send(None)
-        try:
-            writer.send(np.ascontiguousarray(first))
-            for frame in frames:
-                writer.send(np.ascontiguousarray(frame))
-        finally:
-            writer.close()
+            wav = Path(scratch) / "audio.wav"
+            soundfile.write(wav, np.asarray(audio, np.float32), sample_rate)
+            audio_input, audio_params = ["-i", str(wav)], ["-c:a", audio_codec_name]
+        quality = ["-q:v", "3"] if mpeg1 else ["-crf", "18", "-preset", "fast", "-movflags", "+faststart"]
+        command = [
+            _ffmpeg(), "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *audio_input,
+            "-c:v", codec, "-pix_fmt", "yuv420p", *quality, *audio_params, str(tmp_video),
+        ]  # fmt: skip
+        with open(Path(scratch) / "ffmpeg.log", "w+b") as log:
+            encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=log)
+            try:
+                with contextlib.suppress(BrokenPipeError):  # ffmpeg gave up: its log says why, below
+                    for frame in itertools.chain([first], frames):
+                        encoder.stdin.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+                    encoder.stdin.close()
+                if encoder.wait() != 0:
+                    log.seek(0)
+                    raise MediaError(f"{path}: ffmpeg could not write it ({log.read().decode().strip()})")
+            finally:  # on any way out, ffmpeg is gone before the temporary file is: nothing recreates it
+                if encoder.poll() is None:
+                    encoder.kill()
+                    encoder.wait()
     return path

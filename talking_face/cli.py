@@ -146,6 +146,18 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _redeliver_swallowed(unraisable) -> None:
+    """An interruption raised inside a finaliser (a ``__del__``, logging's fork hooks) is dropped by Python:
+    send the signal again a moment later, from another thread, so that it lands where it unwinds the run."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        import threading
+
+        signum = signal.SIGTERM if isinstance(unraisable.exc_value, _Terminated) else signal.SIGINT
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -154,6 +166,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def _user_facing(prog: str, debug: bool) -> Iterator[None]:
     """Report usage and input errors in one line (exit 2 and 1) and interruptions (130, 143)."""
     previous = signal.signal(signal.SIGTERM, _terminate)
+    sys.unraisablehook = _redeliver_swallowed
     try:
         yield
     except UsageError as error:
@@ -175,6 +188,7 @@ def _user_facing(prog: str, debug: bool) -> Iterator[None]:
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = sys.__unraisablehook__
 
 
 def main(argv: list[str] | None = None) -> None:

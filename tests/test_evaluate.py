@@ -126,5 +126,7 @@ def test_a_cached_split_in_every_mode(
         assert 5 < row["psnr"] < 60 and 0 < row["ssim"] <= 1 and row["lmd_real"] is not None
     assert rows["both"]["speech_mode"] == "both"  # the text aligned to the speech
     assert rows["text"]["psnr"] is None and rows["text"]["lmd_real"] is None  # the TTS has its own timing
+    assert rows["text"]["openness_corr"] is None and "bilabial_ratio" in rows["audio"]
+    assert -1 <= rows["real_video"]["openness_corr"] <= 1  # the real mouth against its own phones
     real = rows["real_video"]
     assert real["face_found"] == 1.0 and real["lmd_driving"] < 1.5 and real["psnr"] is None

@@ -11,8 +11,11 @@ Two ways in:
   ``lip_sync`` (the detector re-run on the generated frames), by ``mouth_lmd`` against the driving landmarks
   (``lmd_driving``: does Face2Vid draw what it was asked?) and against the real video's (``lmd_real``), and by
   PSNR / SSIM / mouth-box PSNR / flicker of the crops against the real crops
-  (``face2vid_evaluation.score_videos``). Frame-paired metrics need the real timing, so text mode (the TTS
-  has its own) leaves them empty;
+  (``face2vid_evaluation.score_videos``), and by the articulation measures against the cached phones
+  (``articulation``: ``bilabial_ratio``, lips closed on p/b/m against open vowels, and ``openness_corr``, the
+  gap against each phone's typical opening). Frame-paired metrics need the real timing, so text mode (the
+  TTS has its own) leaves them empty. ``audio`` mode is what ``generate --audio`` does: the words are
+  recognised and fused with the sound (``speech_mode`` says which path each video took);
 - a **folder of videos** (``videos``: mp4s or any video with its speech inside): the measures that need no
   ground truth (``lip_sync``), per video.
 
@@ -60,7 +63,9 @@ BASELINES = ("still_mouth", "real_video")
 """Scored in the same run: a mouth that never moves, and the real video (cached splits only)."""
 PAIRED_KEYS = ("lmd_driving", "lmd_real", "psnr", "ssim", "psnr_mouth", "flicker")
 """Metrics against the driving landmarks or the real video (cached splits only)."""
-TABLE_KEYS = ("frames", *LIP_SYNC_KEYS, *PAIRED_KEYS)
+ARTICULATION_COLUMNS = ("bilabial_ratio", "openness_corr")
+"""Articulation against the record's own phones (cached splits only, the record's timing)."""
+TABLE_KEYS = ("frames", *LIP_SYNC_KEYS, *PAIRED_KEYS, *ARTICULATION_COLUMNS)
 
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v"}
 
@@ -127,6 +132,9 @@ def _score(made: _Made, record: CachedUtterance, video: EvaluationVideo) -> dict
     timing), LMD against the real landmarks and PSNR / SSIM / mouth PSNR / flicker against the real crops
     (``video``, resized to their side)."""
     from talking_face.datamodules.faces.alignment import transform_points
+    from talking_face.datamodules.phonemes import VOCAB
+    from talking_face.generation.articulation import articulation
+    from talking_face.generation.lip_sync import face_opening
     from talking_face.lightning_modules.face2vid_evaluation import score_videos
     from talking_face.lightning_modules.face2vid_metrics import resize_clip
 
@@ -142,6 +150,9 @@ def _score(made: _Made, record: CachedUtterance, video: EvaluationVideo) -> dict
         return scores
     truth = np.asarray(record.array("landmarks"), np.float32)
     scores["lmd_real"] = mouth_lmd(in_crop, truth, found, made.size, record.meta["crop_size"])
+    phones = [VOCAB[i] for i in np.asarray(record.array("phoneme_ids"))]
+    spoken = articulation(face_opening(landmarks), phones, found)
+    scores |= {key: spoken[key] for key in ARTICULATION_COLUMNS}
     if made.crops is not None:
         crops = torch.from_numpy(made.crops).permute(0, 3, 1, 2).float() / 255
         crops, _ = resize_clip(crops, torch.from_numpy(made.driving), video.frames.shape[-1])

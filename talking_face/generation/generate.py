@@ -27,6 +27,7 @@ def generate(
     chunk_frames: int = 50,
     max_temporal_mask: float = 0.6,
     seed: int = 0,
+    recognise: bool = True,
     progress: bool = True,
 ) -> Path:
     """Make ``face`` say ``audio`` and/or ``text``; write an mp4 (H.264 + AAC) with the speech to ``out``.
@@ -51,6 +52,8 @@ def generate(
         max_temporal_mask: cap on the share of each frame warped from the previous one, 0 to 1: lower is
             sharper, higher smoother, 1 = as trained (see ``TalkingFacePipeline``).
         seed: the random head motion and blinks follow from it.
+        recognise: audio without text: recognise its words offline and let their phones drive the mouth
+            beside the sound (false: the sound alone).
         progress: show progress.
     """
     from talking_face.generation.checks import (
@@ -89,7 +92,7 @@ def generate(
         print(f"replacing {out_path}", file=sys.stderr)
     path = pipeline.write(
         out_path, face, audio, text, voice=voice, face_index=face_index, head_motion=head_motion,
-        blinks=blinks, mouth_scale=mouth_scale, smoothing=smoothing, seed=seed,
+        blinks=blinks, mouth_scale=mouth_scale, smoothing=smoothing, seed=seed, recognise=recognise,
         chunk_frames=chunk_frames, progress=progress,
     )  # fmt: skip
     print(f"wrote {path}")

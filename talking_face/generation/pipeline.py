@@ -6,7 +6,8 @@
 
 Steps (``prepare`` then ``render``):
 
-1. speech (``speech_input``): audio at the pipeline's rate, phoneme timings, voice activity;
+1. speech (``speech_input``): audio at the pipeline's rate, phoneme timings (given, recognised or the TTS'),
+   voice activity (none at all where no speech was found: the mouth rests);
 2. face (``face_input``): full frames, tracked landmarks, a similarity crop per frame (the preprocessing's);
 3. stage 1 predicts the mouth in the face-normalised frame from the person's neutral mouth; it is retargeted
    to the person's mouth, eased to rest in pauses, and put into the face (``motion``): a photo gets gentle
@@ -158,6 +159,7 @@ class TalkingFacePipeline:
         mouth_scale: float = 1.0,
         smoothing: int = 5,
         seed: int = 0,
+        recognise: bool = True,
         progress: bool = False,
     ) -> Plan:
         """Speech, face and the driving landmarks of every frame (no pixels generated yet).
@@ -173,6 +175,8 @@ class TalkingFacePipeline:
             mouth_scale: scales the mouth's motion (1 = as predicted).
             smoothing: landmark smoothing window (frames) for a clip; 1 = none.
             seed: the random head motion and blinks follow from it.
+            recognise: audio without text: recognise its words and let their phonemes drive stage 1 beside
+                the audio (``speech_input``); False: the audio alone.
         """
         from talking_face.datamodules.faces.alignment import (
             estimate_crop_transform,
@@ -186,8 +190,9 @@ class TalkingFacePipeline:
                     smoothing=smoothing)  # fmt: skip
         if progress:
             _status("speaking the text" if audio is None else "reading the speech")
-        speech = prepare_speech(audio, text, voice)
+        speech = prepare_speech(audio, text, voice, recognise=recognise)
         if progress:
+            _status(f"the mouth follows: {speech.path}", ellipsis=False)
             _status(f"finding the face in {face}")
         track = load_face(face, speech.num_frames, face_index, smoothing, progress=progress)
         size = self.size
@@ -199,7 +204,7 @@ class TalkingFacePipeline:
         reference = self._reference_index(own_all, track.found)
         neutral = self._neutral_mouth(own_all, track.found)
         mouth = self._predict_mouth(speech, neutral, mouth_scale)
-        voiced = voice_activity(speech.audio, speech.num_frames)
+        voiced = voice_activity(speech.audio, speech.num_frames) & speech.speaking  # no speech: rest
         speaking = rest_in_silence(mouth, neutral, voiced)
         own = own_all[index]
         driving = replace_mouth(own, speaking, neutral)
@@ -236,10 +241,12 @@ class TalkingFacePipeline:
 
     def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
         from talking_face.datamodules.audio_features import log_mel
-        from talking_face.datamodules.faces.alignment import face_normalise
+        from talking_face.datamodules.faces.alignment import face_normalise, pixels_per_unit
         from talking_face.generation.motion import retarget_mouth
+        from talking_face.generation.mouth_calibration import CLOSED_GAP, closed_mouth
 
         size = self.size
+        neutral = closed_mouth(neutral, CLOSED_GAP * pixels_per_unit(size))  # an open smile still closes
         reference = face_normalise(neutral, size).astype(np.float32)
         features = torch.from_numpy(log_mel(speech.audio, speech.num_frames))[None]
         ids = None if speech.phoneme_ids is None else torch.from_numpy(speech.phoneme_ids)[None]
@@ -321,11 +328,11 @@ class TalkingFacePipeline:
             plan.face.close()
 
 
-def _status(message: str) -> None:
-    """One line on stderr for a step that shows no progress bar of its own."""
+def _status(message: str, ellipsis: bool = True) -> None:
+    """One line on stderr for a step that shows no progress bar of its own (or a fact about the run)."""
     import sys
 
-    print(f"{message}...", file=sys.stderr, flush=True)
+    print(f"{message}{'...' if ellipsis else ''}", file=sys.stderr, flush=True)
 
 
 def _even_sized(frames) -> Iterator[np.ndarray]:
