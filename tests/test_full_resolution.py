@@ -62,7 +62,7 @@ def test_field_sends_each_landmark_to_its_source_and_is_zero_beyond_the_falloff(
     flow = cv2.remap(field.flow, *grid[None].astype(np.float32).transpose(2, 0, 1), cv2.INTER_LINEAR)[0]
     moved = [57, 66]
     np.testing.assert_allclose(
-        flow[moved], (source - target)[moved], atol=0.15
+        flow[moved], (source - target)[moved], atol=0.2
     )  # the lower lip reads 4 px up
     assert np.abs(flow[[27, 30, 36, 45]]).max() < 0.5  # nose and eyes nearly still
     border = np.concatenate([field.flow[0], field.flow[-1], field.flow[:, 0], field.flow[:, -1]])

@@ -46,6 +46,10 @@ __all__ = ["WarpField", "mouth_interior", "render_frame", "warp_field"]
 
 _WHERE = "lightning_modules/generation/full_resolution.py"
 
+_INTERPOLATION = 4  # cv2.INTER_LANCZOS4
+"""How the source is resampled: Lanczos (8x8) keeps more of a photo's detail under sub-pixel motion than
+bicubic (measured on Grace Hopper with head motion: variance of the Laplacian 0.83 of the photo's bicubic)."""
+
 _INNER_LIP = list(range(60, 68))
 _OUTER_LIP = list(range(48, 60))
 _TOUCHING = ((61, 67), (62, 66), (63, 65), (37, 41), (38, 40), (43, 47), (44, 46))
@@ -110,7 +114,7 @@ def warp_field(
     target: np.ndarray,
     source: np.ndarray,
     size: int,
-    grid: int = 96,
+    grid: int = 64,
     inner: float = 1.4,
     outer: float = 2.2,
 ) -> WarpField:
@@ -244,7 +248,7 @@ def render_frame(
         window,
         (qx - sx0).astype(np.float32),
         (qy - sy0).astype(np.float32),
-        cv2.INTER_CUBIC,
+        _INTERPOLATION,
         borderMode=cv2.BORDER_REPLICATE,
     ).astype(np.float32)
     box = out[y0:y1, x0:x1]
@@ -252,20 +256,45 @@ def render_frame(
     if made is not None:
         if inside is None or lips is None:
             raise ValueError(f"{_WHERE}: network pixels need the inside and lips masks of mouth_interior")
-        shifted = transform.copy()
-        shifted[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)  # box pixel (0, 0) = (x0, y0)
-        size = (x1 - x0, y1 - y0)
-        flags = cv2.WARP_INVERSE_MAP
-        alpha = cv2.warpAffine(inside, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
-        if alpha.max() > 0:
-            face = cv2.warpAffine(
-                made, shifted, size, flags=flags | cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-            ).astype(np.float32)
-            band = cv2.warpAffine(lips, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
-            if band.sum() > 1:
-                weights = band[..., None] / band.sum()
-                face += ((result - face) * weights).sum((0, 1))  # the lips' mean colour offset
-            alpha = alpha[..., None]
-            result = np.where(alpha > 0, (1 - alpha) * result + alpha * face, result)
+        _blend_made(result, (x0, y0), transform, inverse, made, inside, lips)
     box[...] = np.clip(np.rint(result), 0, 255).astype(np.uint8)
     return out
+
+
+def _blend_made(
+    result: np.ndarray,
+    corner: tuple[int, int],
+    transform: np.ndarray,
+    inverse: np.ndarray,
+    made: np.ndarray,
+    inside: np.ndarray,
+    lips: np.ndarray,
+) -> None:
+    """Blend the network's ``made`` crop into ``result`` (float [h, w, 3], frame pixels from ``corner``) where
+    ``inside`` says, shifted by the mean colour difference on ``lips``; only the lips' box is computed."""
+    import cv2
+
+    rows, columns = np.nonzero((inside > 0) | (lips > 0))
+    if rows.size == 0 or not (inside > 0).any():
+        return
+    mouth = (columns.min() - 1.0, rows.min() - 1.0, columns.max() + 1.0, rows.max() + 1.0)
+    region = _frame_box(mouth, inverse, (corner[1] + result.shape[0], corner[0] + result.shape[1]))
+    if region is None:
+        return
+    x0, y0 = max(region[0], corner[0]), max(region[1], corner[1])
+    x1, y1 = region[2], region[3]
+    if x1 <= x0 or y1 <= y0:
+        return
+    shifted = transform.copy()
+    shifted[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)  # sub-box pixel (0, 0) = (x0, y0)
+    size = (x1 - x0, y1 - y0)
+    flags = cv2.WARP_INVERSE_MAP
+    alpha = cv2.warpAffine(inside, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
+    face = cv2.warpAffine(made, shifted, size, flags=flags | cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    face = face.astype(np.float32)
+    band = cv2.warpAffine(lips, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
+    target = result[y0 - corner[1] : y1 - corner[1], x0 - corner[0] : x1 - corner[0]]
+    if band.sum() > 1:
+        face += ((target - face) * (band[..., None] / band.sum())).sum((0, 1))  # the lips' mean offset
+    alpha = alpha[..., None]
+    target[...] = np.where(alpha > 0, (1 - alpha) * target + alpha * face, target)
