@@ -61,9 +61,7 @@ def test_field_sends_each_landmark_to_its_source_and_is_zero_beyond_the_falloff(
 
     flow = cv2.remap(field.flow, *grid[None].astype(np.float32).transpose(2, 0, 1), cv2.INTER_LINEAR)[0]
     moved = [57, 66]
-    np.testing.assert_allclose(
-        flow[moved], (source - target)[moved], atol=0.2
-    )  # the lower lip reads 4 px up
+    np.testing.assert_allclose(flow[moved], (source - target)[moved], atol=0.2)  # the lower lip reads 4 px up
     assert np.abs(flow[[27, 30, 36, 45]]).max() < 0.5  # nose and eyes nearly still
     border = np.concatenate([field.flow[0], field.flow[-1], field.flow[:, 0], field.flow[:, -1]])
     assert np.abs(border).max() == 0.0  # the falloff reaches exactly 0 at the field's edge
@@ -211,3 +209,19 @@ def test_frame_rollout_makes_the_modules_frames_in_chunks():
         size,
         size,
     )
+
+
+def test_a_face_at_the_image_border_renders_at_full_size(pipeline, speech, tmp_path):
+    """The face's box and its falloff run off the left and bottom edges: clipped, not a crash."""
+    from PIL import Image
+
+    with Image.open(photo_file()) as image:
+        photo = np.asarray(image.convert("RGB"))[:330, 165:]  # cut through the cheek and the chin
+    Image.fromarray(photo).save(tmp_path / "border.png")
+    plan = pipeline.prepare(tmp_path / "border.png", speech)
+    field = warp_field(plan.driving[0], plan.own[0], plan.size)
+    region = _frame_box(field, plan.transforms[0], photo.shape[:2])
+    assert region[:, 0].any() and region[-1].any()  # the moving region does reach the borders
+    frames = np.concatenate([chunk.frames for chunk in pipeline.render(plan)])
+    assert frames.shape == (plan.num_frames, *photo.shape)
+    assert all((frame != photo).any() for frame in frames[5:])
