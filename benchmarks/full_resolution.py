@@ -187,7 +187,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     from datamodules import timebase
     from datamodules.media import iter_video_frames, write_video
     from datamodules.phonemes import VOCAB
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from lightning_modules.generation.pipeline import TalkingFacePipeline, _even_sized
 
     pipeline = TalkingFacePipeline.from_checkpoints()
     audio = root / f"{UTTERANCE}.wav"
@@ -223,7 +223,9 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
             clock = time.perf_counter()
 
     slug = name.lower().replace(" ", "_")
-    video = write_video(out / f"{slug}_{renderer}.mp4", rendered(), timebase.FPS, plan.speech.audio)
+    video = write_video(
+        out / f"{slug}_{renderer}.mp4", _even_sized(rendered()), timebase.FPS, plan.speech.audio
+    )
     total = time.perf_counter() - start
     row = {
         "case": name,
@@ -238,7 +240,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
         "sheet": sheet,
     }
     sources = (np.asarray(plan.face.frames[i]) for i in plan.frame_index)
-    reference = write_video(out / f"{slug}_{renderer}_source.mp4", sources, timebase.FPS)
+    reference = write_video(out / f"{slug}_{renderer}_source.mp4", _even_sized(sources), timebase.FPS)
     dlib = _Dlib()
     detail, ceiling, gaps, found_out, found_src, distances, id_ceiling = [], [], [], [], [], [], []
     pairs = zip(iter_video_frames(video, None), iter_video_frames(reference, None), strict=True)

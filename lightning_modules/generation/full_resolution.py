@@ -78,12 +78,17 @@ def _tps_solve(centres: np.ndarray, values: np.ndarray, regularisation: float) -
     system = np.zeros((count + 3, count + 3))
     system[:count, :count], system[:count, count:], system[count:, :count] = kernel, affine, affine.T
     rhs = np.concatenate([values, np.zeros((3, 2))])
-    return np.linalg.lstsq(system, rhs, rcond=None)[0]
+    try:
+        return np.linalg.solve(system, rhs)
+    except np.linalg.LinAlgError:  # coincident landmarks with different sources: the least-squares spline
+        return np.linalg.lstsq(system, rhs, rcond=None)[0]
 
 
 def _tps_kernel(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    squared = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
-    return 0.5 * squared * np.log(np.maximum(squared, 1e-30))
+    """``r^2 log r`` [N, K] of points [N, 2] against centres [K, 2]."""
+    squared = (points**2).sum(1)[:, None] + (centres**2).sum(1)[None, :] - 2 * points @ centres.T
+    squared = np.maximum(squared, 1e-30)
+    return 0.5 * squared * np.log(squared)
 
 
 def _tps_eval(points: np.ndarray, centres: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -228,36 +233,28 @@ def render_frame(
     if region is None:
         return out
     x0, y0, x1, y1 = region
-    # the crop point of every frame pixel in the box, then its place on the field's grid
-    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    cx = transform[0, 0] * xs + transform[0, 1] * ys + transform[0, 2]
-    cy = transform[1, 0] * xs + transform[1, 1] * ys + transform[1, 2]
-    gx = ((cx - field.origin[0]) / field.step).astype(np.float32)
-    gy = ((cy - field.origin[1]) / field.step).astype(np.float32)
-    flow = cv2.remap(field.flow, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    moving = np.abs(flow).max(-1) > 0
+    # the field on every frame pixel of the box: box pixel -> crop point -> grid point is one affine map
+    to_grid = np.concatenate([transform[:, :2], transform[:, 2:] - field.origin[:, None]], 1) / field.step
+    to_grid[:, 2] += to_grid[:, :2] @ np.array([x0, y0], np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    flow = cv2.warpAffine(field.flow, to_grid, (x1 - x0, y1 - y0), flags=flags, borderValue=0)
+    moving = (flow[..., 0] != 0) | (flow[..., 1] != 0)
     # the crop flow back in frame pixels: q = A^-1 (c + f) = p + A_lin^-1 f
-    linear = inverse[:, :2]
-    qx = xs + linear[0, 0] * flow[..., 0] + linear[0, 1] * flow[..., 1]
-    qy = ys + linear[1, 0] * flow[..., 0] + linear[1, 1] * flow[..., 1]
-    reach = int(np.ceil(np.abs(flow).max() * np.abs(linear).sum(1).max())) + 3  # source margin
+    (l00, l01), (l10, l11) = inverse[:, :2].tolist()
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    reach = int(np.ceil(np.abs(field.flow).max() * max(abs(l00) + abs(l01), abs(l10) + abs(l11)))) + 5
     sx0, sy0 = max(x0 - reach, 0), max(y0 - reach, 0)
     sx1, sy1 = min(x1 + reach, image.shape[1]), min(y1 + reach, image.shape[0])
-    window = image[sy0:sy1, sx0:sx1]
-    warped = cv2.remap(
-        window,
-        (qx - sx0).astype(np.float32),
-        (qy - sy0).astype(np.float32),
-        _INTERPOLATION,
-        borderMode=cv2.BORDER_REPLICATE,
-    ).astype(np.float32)
+    qx = (xs - sx0) + l00 * flow[..., 0] + l01 * flow[..., 1]
+    qy = (ys - sy0) + l10 * flow[..., 0] + l11 * flow[..., 1]
+    warped = cv2.remap(image[sy0:sy1, sx0:sx1], qx, qy, _INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
     box = out[y0:y1, x0:x1]
-    result = np.where(moving[..., None], warped, box.astype(np.float32))
+    np.copyto(box, warped, where=moving[..., None])  # where the flow is 0 the source stays as it was
     if made is not None:
         if inside is None or lips is None:
             raise ValueError(f"{_WHERE}: network pixels need the inside and lips masks of mouth_interior")
-        _blend_made(result, (x0, y0), transform, inverse, made, inside, lips)
-    box[...] = np.clip(np.rint(result), 0, 255).astype(np.uint8)
+        _blend_made(box, (x0, y0), transform, inverse, made, inside, lips)
     return out
 
 
@@ -270,8 +267,9 @@ def _blend_made(
     inside: np.ndarray,
     lips: np.ndarray,
 ) -> None:
-    """Blend the network's ``made`` crop into ``result`` (float [h, w, 3], frame pixels from ``corner``) where
-    ``inside`` says, shifted by the mean colour difference on ``lips``; only the lips' box is computed."""
+    """Blend the network's ``made`` crop into ``result`` (uint8 [h, w, 3], frame pixels from ``corner``, in
+    place) where ``inside`` says, shifted by the mean colour difference on ``lips``; only the lips' box is
+    computed."""
     import cv2
 
     rows, columns = np.nonzero((inside > 0) | (lips > 0))
@@ -293,8 +291,10 @@ def _blend_made(
     face = cv2.warpAffine(made, shifted, size, flags=flags | cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     face = face.astype(np.float32)
     band = cv2.warpAffine(lips, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
-    target = result[y0 - corner[1] : y1 - corner[1], x0 - corner[0] : x1 - corner[0]]
+    view = result[y0 - corner[1] : y1 - corner[1], x0 - corner[0] : x1 - corner[0]]
+    target = view.astype(np.float32)
     if band.sum() > 1:
         face += ((target - face) * (band[..., None] / band.sum())).sum((0, 1))  # the lips' mean offset
     alpha = alpha[..., None]
-    target[...] = np.where(alpha > 0, (1 - alpha) * target + alpha * face, target)
+    blended = np.clip(np.rint((1 - alpha) * target + alpha * face), 0, 255).astype(np.uint8)
+    np.copyto(view, blended, where=alpha > 0)
