@@ -22,7 +22,8 @@ Per case and renderer (frames are measured after H.264 encoding and decoding, as
   median over frames; ``ceiling``: the same for the source itself encoded the same way;
 - ``before H.264``: the same detail ratio on the rendered frames before encoding;
 - ``identity``: dlib's face-descriptor distance (``dlib_face_recognition_resnet_model_v1``) from the source
-  under the frame, mean over every 5th frame (same person < 0.6; a re-encoded source gives ``id ceiling``);
+  under the frame (both found by the same detector), mean over every 5th frame (same person < 0.6; a
+  re-encoded source gives ``id ceiling``);
 - ``gap r``: Pearson correlation of dlib's inner-lip gap (62-66 over the outer eye corners 36-45) on the
   output with the driving landmarks' gap; ``open ratio``: mean output gap / mean driving gap on frames whose
   phoneme is an open vowel (AA AE AH AO AW AY EH);
@@ -148,6 +149,13 @@ def _gap(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[66] - points[62]) / np.linalg.norm(points[45] - points[36]))
 
 
+def _even_sized(frames):
+    """H.264 in yuv420p needs even sides: an odd side gets one replicated row or column (as the writer's)."""
+    for frame in frames:
+        height, width = frame.shape[:2]
+        yield np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
 def _laplacian(image: np.ndarray, box) -> float:
     import cv2
 
@@ -187,7 +195,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     from datamodules import timebase
     from datamodules.media import iter_video_frames, write_video
     from datamodules.phonemes import VOCAB
-    from lightning_modules.generation.pipeline import TalkingFacePipeline, _even_sized
+    from lightning_modules.generation.pipeline import TalkingFacePipeline
 
     pipeline = TalkingFacePipeline.from_checkpoints()
     audio = root / f"{UTTERANCE}.wav"
@@ -243,6 +251,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     reference = write_video(out / f"{slug}_{renderer}_source.mp4", _even_sized(sources), timebase.FPS)
     dlib = _Dlib()
     detail, ceiling, gaps, found_out, found_src, distances, id_ceiling = [], [], [], [], [], [], []
+    own: dict[int, np.ndarray | None] = {}  # descriptor of each source frame, found the same way
     pairs = zip(iter_video_frames(video, None), iter_video_frames(reference, None), strict=True)
     for t, (made, encoded) in enumerate(pairs):
         source = np.asarray(plan.face.frames[plan.frame_index[t]])
@@ -252,10 +261,13 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
         found_out.append(points is not None)
         found_src.append(points_source is not None)
         gaps.append(np.nan if points is None else _gap(points))
-        if t % 5 == 0 and points is not None and points_source is not None:
-            own = dlib.descriptor(source, plan.face.landmarks[plan.frame_index[t]])
-            distances.append(np.linalg.norm(dlib.descriptor(made, points) - own))
-            id_ceiling.append(np.linalg.norm(dlib.descriptor(encoded, points_source) - own))
+        index = int(plan.frame_index[t])
+        if t % 5 == 0 and index not in own:
+            found = dlib.landmarks(source)
+            own[index] = None if found is None else dlib.descriptor(source, found)
+        if t % 5 == 0 and points is not None and points_source is not None and own[index] is not None:
+            distances.append(np.linalg.norm(dlib.descriptor(made, points) - own[index]))
+            id_ceiling.append(np.linalg.norm(dlib.descriptor(encoded, points_source) - own[index]))
     gaps, have = np.array(gaps), np.array(found_out)
     row["detail"], row["ceiling"] = float(np.median(detail)), float(np.median(ceiling))
     row["faces"], row["faces_source"] = float(np.mean(found_out)), float(np.mean(found_src))
@@ -315,6 +327,8 @@ def contact_sheet(rows: list[dict], path: Path, height: int = 360) -> None:
             cv2.LINE_AA,
         )
         lines.append(np.concatenate([label, line]))
+    if not lines:
+        return
     width = max(line.shape[1] for line in lines)
     sheet = np.concatenate(
         [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
@@ -345,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--material", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("outputs/full_resolution"))
     parser.add_argument("--cases", nargs="*", default=None, help="names of cases to run (default: all)")
+    parser.add_argument("--renderers", nargs="*", default=["paste", "full"], help="before and/or after")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     cases = material(args.material, args.out)
@@ -353,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     jobs = [
         (name, face, renderer, args.material, args.out)
         for name, face in cases.items()
-        for renderer in ("paste", "full")
+        for renderer in args.renderers
     ]
     context = multiprocessing.get_context("spawn")
     rows = []

@@ -15,7 +15,12 @@ from generation_media import photo_file, spoken, tiny_face2vid, write_clip, writ
 
 from datamodules.faces.alignment import TEMPLATE_68, template_points
 from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
-from lightning_modules.generation.full_resolution import mouth_interior, render_frame, warp_field
+from lightning_modules.generation.full_resolution import (
+    mouth_interior,
+    newly_visible,
+    render_frame,
+    warp_field,
+)
 from lightning_modules.generation.pipeline import TalkingFacePipeline
 from lightning_modules.rollout import FrameRollout
 
@@ -96,6 +101,24 @@ def test_pixels_outside_the_moving_region_are_the_source_bit_for_bit():
     changed = (out != image).any(-1)
     assert changed.sum() > 50  # the lips moved
     assert changed[region].mean() < 0.6  # and not the whole region: where the flow is 0 the source stays
+
+
+def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
+    """A smile's teeth in the source stay the source's (stretched with the lips as the mouth opens wider);
+    a closed source mouth has nothing inside to show, so the network fills the opening."""
+    smiling = _open_mouth(_face(), 3.0)  # the source's own mouth is open 3 px
+    inside, _ = mouth_interior(smiling, SIZE)
+    assert inside.sum() > 20
+    same = newly_visible(inside, smiling, warp_field(smiling, smiling, SIZE))
+    assert same.sum() < 0.1 * inside.sum()  # a soft rim at most; the teeth are the source's
+    wider = _open_mouth(smiling, 3.0)
+    inside, _ = mouth_interior(wider, SIZE)
+    stretched = newly_visible(inside, smiling, warp_field(wider, smiling, SIZE))
+    assert stretched.sum() < 0.2 * inside.sum()
+    closed = _face()
+    closed[[67, 66, 65]] = closed[[61, 62, 63]]  # lips together (the template's mouth is a little open)
+    new = newly_visible(inside, closed, warp_field(wider, closed, SIZE))
+    assert new.sum() > 0.9 * inside.sum()
 
 
 # --- the product --------------------------------------------------------------------------------------------

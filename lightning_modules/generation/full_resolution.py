@@ -10,7 +10,7 @@ driving landmarks ``target`` and the source's own landmarks ``source`` (both [68
 
     c      = A p                                       # every frame pixel p of the face region, in the crop
     q      = A^-1 (c + g(c) * f(c))                    # where it is found in the source image
-    out(p) = (1 - a(p)) * source_image(q)  +  a(p) * colour_matched(upsampled network frame)(p)
+    out(p) = (1 - a(p)) * source_image(q)  +  a(p) * colour_matched(upsampled network H)(p)
 
 - ``f`` (``warp_field``): a thin-plate spline through the 68 landmark displacements ``source_i - target_i``
   (exact at the landmarks, smooth between them) and a ring of anchors that follow the head's similarity
@@ -20,10 +20,11 @@ driving landmarks ``target`` and the source's own landmarks ``source`` (both [68
 - ``g``: 1 over the face and a smooth falloff (smoothstep over an elliptic radius) to exactly 0 around it:
   the hair and collar bend a little with the head instead of showing a seam, and everything beyond is the
   source bit for bit. Only the bounding box of ``g > 0`` is computed, so a 4K frame costs the face region.
-- ``a`` (``mouth_interior``): the driving inner-lip polygon, softened by half a crop pixel. The network's
-  frame (which carries the paper's temporal flow, so its pixels are steady) is upsampled bicubically and
-  shifted by the mean colour difference on the lips around it (the network's lips against the warped source
-  lips), so its teeth and cavity take the source's light.
+- ``a`` (``mouth_interior``, ``newly_visible``): the driving inner-lip polygon, softened by half a crop
+  pixel, less what the source's own mouth inside (a smile's teeth, a clip's open mouth) shows there. The
+  network's hallucinated image H (what no frame shows) is upsampled bicubically and shifted by the mean
+  colour difference on the lips around it (the network's lips against the warped source lips), so its
+  teeth and cavity take the source's light.
 
 Why not the network's own reference flow Fr: the shipped checkpoint's Fr is its landmark prior (Gaussian
 beads of S/64 px around each point) plus a correction of 0.2 px on average, and its reference mask is about
@@ -42,7 +43,7 @@ import numpy as np
 
 from datamodules.faces.landmark_scheme import STABLE
 
-__all__ = ["WarpField", "mouth_interior", "render_frame", "warp_field"]
+__all__ = ["WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
 
 _WHERE = "lightning_modules/generation/full_resolution.py"
 
@@ -187,6 +188,33 @@ def mouth_interior(target: np.ndarray, size: int, scale: int = 4) -> tuple[np.nd
     return inside, lips
 
 
+def newly_visible(inside: np.ndarray, source: np.ndarray, field: WarpField) -> np.ndarray:
+    """Float32 [S, S]: the part of the driving mouth's inside ``inside`` [S, S] (``mouth_interior``) that the
+    source cannot show, i.e. minus the source's own mouth inside (its inner lips ``source`` [68, 2], crop
+    pixels) as the field carries it there. A smile's teeth in the photo, or an open mouth in a dubbed clip,
+    stay the source's own pixels (stretched with the lips when the mouth opens wider); the network fills a
+    mouth that the source shows closed."""
+    import cv2
+
+    size = inside.shape[0]
+    source = np.asarray(source, np.float64)
+    gap = float(np.mean([np.linalg.norm(source[lower] - source[upper]) for upper, lower in _TOUCHING[:3]]))
+    shown = np.clip((gap - size / 128) / (2 * size / 128), 0.0, 1.0)  # a closed mouth's seam shows nothing
+    own, _ = mouth_interior(source, size)
+    own = shown * np.minimum(2 * own, 1)  # its soft edge counts as shown: no half-network rim at its teeth
+    if field.box is None or not own.any():
+        return (inside * (1 - own)).astype(np.float32)
+    points = np.arange(size, dtype=np.float64)
+    grid = ((points - field.origin[0]) / field.step)[None, :].repeat(size, 0).astype(np.float32)
+    rows = ((points - field.origin[1]) / field.step)[:, None].repeat(size, 1).astype(np.float32)
+    flow = cv2.remap(field.flow, grid, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    points = np.arange(size, dtype=np.float32)
+    seen = cv2.remap(
+        own, points[None, :] + flow[..., 0], points[:, None] + flow[..., 1], cv2.INTER_LINEAR, borderValue=0
+    )
+    return (inside * (1 - seen)).astype(np.float32)
+
+
 def _frame_box(box: tuple[float, float, float, float], inverse: np.ndarray, shape: tuple[int, int]):
     """Frame-pixel box (x0, y0, x1, y1), ends exclusive, that holds the crop box; None if off the frame."""
     x0, y0, x1, y1 = box
@@ -214,7 +242,7 @@ def render_frame(
         image: the source at its own resolution (the photo, or the clip frame under this output frame).
         transform: [2, 3] frame pixels -> crop pixels of the crop the field and masks live in.
         field: ``warp_field`` of this frame.
-        made: [S, S, 3] uint8 the network's frame (None: the warp alone).
+        made: [S, S, 3] uint8 the network's pixels (its H; None: the warp alone).
         inside, lips: [S, S] masks from ``mouth_interior`` (needed with ``made``).
     Pixels outside the field's box, and inside it where the flow is 0 and no network pixel enters, are the
     source's bit for bit.

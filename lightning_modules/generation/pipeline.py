@@ -277,32 +277,47 @@ class TalkingFacePipeline:
         for start in range(0, plan.num_frames, chunk_frames):
             stop = min(start + chunk_frames, plan.num_frames)
             landmarks = torch.from_numpy(plan.driving[start:stop]).to(device)
-            made = torch.cat([out.frame for out in rollout.run(landmarks)])
-            crops = made.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            outputs = list(rollout.run(landmarks))
+            crops, drawn = (
+                torch.cat([getattr(out, name) for out in outputs])
+                .clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                for name in ("frame", "hallucinated")
+            )  # fmt: skip
             frames = []
-            for t, crop in zip(range(start, stop), crops, strict=True):
+            for t, crop, new in zip(range(start, stop), crops, drawn, strict=True):
                 source = np.asarray(plan.face.frames[plan.frame_index[t]])
                 if not plan.face.found[plan.frame_index[t]]:
                     frames.append(np.array(source))  # no face here: the frame passes through
                     continue
-                frames.append(self._compose(plan, t, source, crop))
+                frames.append(self._compose(plan, t, source, crop, new))
             bar.update(stop - start)
             yield RenderedChunk(start, crops, np.stack(frames))
         bar.close()
 
     @staticmethod
-    def _compose(plan: Plan, t: int, source: np.ndarray, crop: np.ndarray) -> np.ndarray:
-        """Output frame ``t`` from its source frame and Face2Vid's crop, as ``plan.renderer`` says."""
+    def _compose(plan: Plan, t: int, source: np.ndarray, crop: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+        """Output frame ``t`` from its source frame and Face2Vid's frame ``crop`` or, at full resolution, its
+        hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as ``plan.renderer`` says.
+
+        Why H and not the frame inside the lips: the shipped checkpoint's reference mask is about 1 there too
+        (0.9997 on Grace Hopper's open mouth), so its frame fills the mouth with the reference's lips
+        stretched open, while H draws the cavity and the teeth."""
         if plan.renderer == "paste":
             from lightning_modules.generation.paste_back import face_mask, paste_face
 
             mask = face_mask([plan.driving[t], plan.own[t]], plan.size)
             return paste_face(source, crop, plan.transforms[t], mask)
-        from lightning_modules.generation.full_resolution import mouth_interior, render_frame, warp_field
+        from lightning_modules.generation.full_resolution import (
+            mouth_interior,
+            newly_visible,
+            render_frame,
+            warp_field,
+        )
 
         field = warp_field(plan.driving[t], plan.own[t], plan.size)
         inside, lips = mouth_interior(plan.driving[t], plan.size)
-        return render_frame(source, plan.transforms[t], field, crop, inside, lips)
+        inside = newly_visible(inside, plan.own[t], field)
+        return render_frame(source, plan.transforms[t], field, drawn, inside, lips)
 
     # --- the whole job --------------------------------------------------------------------------------
 
