@@ -72,7 +72,7 @@ def _scaled(path: Path, height: int, out: Path) -> Path:
 
 
 def _clip(path: Path, out: Path, seconds: float = 7.0, fps: float = 30.0) -> Path:
-    """A 1280x720 clip of the photo (scaled to 720 px high, reflected to the sides) drifting a few pixels."""
+    """A 1280x720 clip of the photo (720 px high, its edges stretched to the sides) drifting a little."""
     import cv2
     from PIL import Image
 
@@ -83,7 +83,7 @@ def _clip(path: Path, out: Path, seconds: float = 7.0, fps: float = 30.0) -> Pat
         image, (round(image.shape[1] * 720 / image.shape[0]), 720), interpolation=cv2.INTER_AREA
     )
     pad = 1280 - image.shape[1]
-    image = cv2.copyMakeBorder(image, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REFLECT)
+    image = cv2.copyMakeBorder(image, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REPLICATE)  # one face only
 
     def frames():
         for t in np.arange(round(seconds * fps)) / fps:
