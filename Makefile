@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml .ci/install.sh .ci/debian-packages.txt
 
 # A packaged real photo (matplotlib's Grace Hopper: never seen in training) says a sentence, with the shipped
 # checkpoints: outputs/demo.mp4.
-PHOTO = $(shell $(BIN)/python -c "from datamodules.synthetic.photos import packaged_photos as p; \
+PHOTO = $(shell $(BIN)/python -c "from talking_face.datamodules.synthetic.photos import packaged_photos as p; \
 	print({x.name: x for x in p()}['grace_hopper'].file())" 2>/dev/null)
 demo: install
 	$(MAKE) --no-print-directory demo-video
@@ -36,7 +36,7 @@ train-tiny: install
 	$(BIN)/talking-face test -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache \
 		--ckpt_path outputs/landmarks_tiny/checkpoints/last.ckpt
 
-# The recipe of the checkpoints in lightning_modules/generation/shipped/ (about 1.5 h on 2 CPU cores, minutes
+# The recipe of the checkpoints in talking_face/generation/shipped/ (about 1.5 h on 2 CPU cores, minutes
 # on a GPU): corpus, cache, both fits, their tests, export with the measured metrics in each header.
 SHIPPED = outputs/shipped
 checkpoints: install

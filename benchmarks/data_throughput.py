@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.cache import ARRAY_NAMES, load_manifest
+from talking_face.datamodules.cache import ARRAY_NAMES, load_manifest
 
 BATCH_SIZE = 8
 MAX_FRAMES = 150
@@ -74,7 +74,7 @@ def preprocessing_throughput(
     """Rows [workers, utterances, frames, seconds, frames/s, frames/s per worker]: the best of ``repeats``
     runs, each into a fresh cache (the best, because other processes on a shared machine only slow runs
     down). The first 1-worker cache is kept as ``scratch / "cache_1w"``."""
-    from datamodules.preprocess import preprocess_corpus
+    from talking_face.datamodules.preprocess import preprocess_corpus
 
     rows = []
     for count in workers:
@@ -104,7 +104,7 @@ def preprocessing_throughput(
 def worker_startup() -> float:
     """Seconds a fresh Python process takes to import preprocessing and load the detector, as a worker."""
     code = (
-        "import numpy as np; import datamodules.preprocess; from datamodules.faces.detector import "
+        "import numpy as np; import talking_face.datamodules.preprocess; from talking_face.datamodules.faces.detector import "
         "make_detector; make_detector('dlib').detect(np.zeros((64, 64, 3), np.uint8))"
     )
     started = time.perf_counter()
@@ -119,20 +119,20 @@ def preprocessing_stages(corpus: Path, scratch: Path, videos: int = 3) -> list[l
     options. Preprocessing decodes each video twice (track, then crop while streaming, so a long video
     never sits in memory); here the first pass is materialised to time decoding apart from tracking.
     """
-    from datamodules import timebase
-    from datamodules.alignment import frame_phoneme_ids, normalise_segments
-    from datamodules.audio_features import fit_to_frames, log_mel
-    from datamodules.cache import write_record
-    from datamodules.corpora import read_corpus
-    from datamodules.faces.alignment import (
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.alignment import frame_phoneme_ids, normalise_segments
+    from talking_face.datamodules.audio_features import fit_to_frames, log_mel
+    from talking_face.datamodules.cache import write_record
+    from talking_face.datamodules.corpora import read_corpus
+    from talking_face.datamodules.faces.alignment import (
         estimate_crop_transform,
         smooth_transforms,
         transform_points,
         warp_to_crop,
     )
-    from datamodules.faces.detector import make_detector, smooth_landmarks, track_landmarks
-    from datamodules.media import iter_video_frames, load_audio
-    from datamodules.preprocess import PreprocessConfig
+    from talking_face.datamodules.faces.detector import make_detector, smooth_landmarks, track_landmarks
+    from talking_face.datamodules.media import iter_video_frames, load_audio
+    from talking_face.datamodules.preprocess import PreprocessConfig
 
     options, clock = PreprocessConfig(), _Stopwatch()
     detector = make_detector(options.detector)
@@ -192,7 +192,7 @@ def loader_throughput(
     cache: Path, stage: str, num_workers: int, min_seconds: float = 3.0
 ) -> tuple[float, int]:
     """(samples/s, samples per epoch) of the training loader after one warm-up epoch."""
-    from datamodules.datamodule import TalkingFaceDataModule
+    from talking_face.datamodules.datamodule import TalkingFaceDataModule
 
     data = TalkingFaceDataModule(
         str(cache), stage, batch_size=BATCH_SIZE, num_workers=num_workers, val_utterances=0.0,
@@ -254,7 +254,7 @@ def _conv_stand_in() -> torch.nn.Module:
 
 def baselines(cache: Path, min_seconds: float = 2.0) -> dict[str, float]:
     """Samples/s of the stand-in training steps and records/s of whole ``np.load`` reads (no mmap)."""
-    from datamodules import timebase
+    from talking_face.datamodules import timebase
 
     records = load_manifest(cache)
     size = int(records[0].meta["crop_size"])
@@ -290,7 +290,7 @@ def run(speakers: int = 3, utterances: int = 4, seed: int = 0, out: str = "outpu
         seed: the corpus seed.
         out: folder of the corpus (reused when present) and of ``data_throughput.md``.
     """
-    from datamodules.synthetic.corpus import synthesize_corpus
+    from talking_face.datamodules.synthetic.corpus import synthesize_corpus
 
     out_dir = Path(out)
     load = os.getloadavg()[0]

@@ -70,8 +70,8 @@ COLUMNS = {  # key -> (header, scale, format); higher-is-better columns first
 
 def build_cache(out: Path, speakers: int, utterances: int) -> Path:
     """Synthesise and preprocess the built-in corpus under ``out`` (both skip what is already done)."""
-    from datamodules.preprocess import preprocess_corpus
-    from datamodules.synthetic.corpus import synthesize_corpus
+    from talking_face.datamodules.preprocess import preprocess_corpus
+    from talking_face.datamodules.synthetic.corpus import synthesize_corpus
 
     corpus = synthesize_corpus(out / "corpus", speakers, utterances, progress=False)
     preprocess_corpus(corpus, out / "cache", workers=2, progress=False)
@@ -117,7 +117,7 @@ def _slug(name: str) -> str:
 
 def train(args: argparse.Namespace, variant: str, seed: int, root: Path):
     """Fit one variant through the package's CLI; returns (module in eval mode, datamodule, seconds)."""
-    from lightning_modules.cli import cli_main
+    from talking_face.cli import cli_main
 
     cli = cli_main(cli_args(args, variant, seed, root), run=False)
     started = time.perf_counter()
@@ -234,8 +234,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def held_out_videos(args: argparse.Namespace, splits: dict) -> dict:
     """The evaluated utterances of each split (spread over its speakers), with references and real flow."""
-    from datamodules.cache import load_manifest
-    from lightning_modules.face2vid_evaluation import evaluation_videos
+    from talking_face.datamodules.cache import load_manifest
+    from talking_face.lightning_modules.face2vid_evaluation import evaluation_videos
 
     pool = load_manifest(args.cache)
     videos = {}
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=".*(args parameter is intended|isinstance.treespec|LeafSpec).*")
     torch.set_num_threads(args.threads)
 
-    from lightning_modules.face2vid_evaluation import copy_reference, generate_with, real_frames, score_videos
+    from talking_face.lightning_modules.face2vid_evaluation import copy_reference, generate_with, real_frames, score_videos
 
     work = args.out / "face2vid_ablation"
     started = time.perf_counter()

@@ -53,7 +53,7 @@ def driving_landmarks(size: int, frames: int) -> torch.Tensor:
     """[frames, 68, 2] crop pixels: the alignment template whose lower lip and jaw open and close (2 Hz)."""
     import numpy as np
 
-    from datamodules.faces.alignment import TEMPLATE_68, template_points
+    from talking_face.datamodules.faces.alignment import TEMPLATE_68, template_points
 
     base = torch.from_numpy(template_points(size, TEMPLATE_68)).float()
     opening = 0.04 * size * (0.5 - 0.5 * torch.cos(torch.arange(frames) * (2 * np.pi * 2 / 25)))
@@ -67,7 +67,7 @@ def measure(arguments: dict, size: int, threads: int, frames: int, device: str) 
     """One measurement (run it in a fresh process): frames/s, FLOPs/frame, parameters, peak memory bytes."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lightning_modules.face2vid_module import Face2VidModule
+    from talking_face.lightning_modules.face2vid_module import Face2VidModule
 
     torch.set_num_threads(threads)
     module = Face2VidModule(**(arguments | {"image_size": size})).to(device).eval()

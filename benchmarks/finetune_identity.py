@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def split_records(args: argparse.Namespace) -> tuple[list, dict, list]:
     """(s2 utterances for the clip, {group: evaluated records}, pool of references): disjoint by name."""
-    from datamodules.cache import load_manifest
+    from talking_face.datamodules.cache import load_manifest
 
     pool = load_manifest(args.cache)
     by_speaker: dict[str, list] = {}
@@ -100,7 +100,7 @@ def split_records(args: argparse.Namespace) -> tuple[list, dict, list]:
 
 def join_clip(records: list, path: Path) -> Path:
     """One mp4 of the corpus videos of ``records`` (25 fps, their own resolution), as a user's clip."""
-    from datamodules.media import iter_video_frames, write_video
+    from talking_face.datamodules.media import iter_video_frames, write_video
 
     frames = (frame for r in records for frame in iter_video_frames(r.meta["sources"]["video"]))
     return write_video(path, frames)
@@ -124,16 +124,16 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("WANDB_MODE", "disabled")
     torch.set_num_threads(args.threads)
 
-    from datamodules.synthetic.photos import packaged_photos
-    from lightning_modules.face2vid_evaluation import (
+    from talking_face.datamodules.synthetic.photos import packaged_photos
+    from talking_face.lightning_modules.face2vid_evaluation import (
         copy_reference,
         evaluation_videos,
         generate_with,
         real_frames,
         score_videos,
     )
-    from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
-    from lightning_modules.generation.finetune import face_videos, own_previous_reached, train_on
+    from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+    from talking_face.generation.finetune import face_videos, own_previous_reached, train_on
 
     for name in ("lightning.pytorch", "lightning.fabric"):  # after lightning's import, which sets them
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -76,7 +76,7 @@ def _clip(path: Path, out: Path, seconds: float = 7.0, fps: float = 30.0) -> Pat
     import cv2
     from PIL import Image
 
-    from datamodules.media import write_video
+    from talking_face.datamodules.media import write_video
 
     image = np.asarray(Image.open(path).convert("RGB"))
     image = cv2.resize(
@@ -119,10 +119,10 @@ class _Dlib:
     def __init__(self) -> None:
         import dlib
 
-        from datamodules.faces.detector import dlib_model_path
-        from lightning_modules.generation.face_input import _detect_photo
+        from talking_face.datamodules.faces.detector import dlib_model_path
+        from talking_face.generation.face_input import _detect_photo
 
-        self.detector = __import__("datamodules.faces.detector", fromlist=["make_detector"]).make_detector(
+        self.detector = __import__("talking_face.datamodules.faces.detector", fromlist=["make_detector"]).make_detector(
             "dlib", upsample=1
         )
         self._detect_photo = _detect_photo
@@ -192,10 +192,10 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     import torch
 
     torch.set_num_threads(1)
-    from datamodules import timebase
-    from datamodules.media import iter_video_frames, write_video
-    from datamodules.phonemes import VOCAB
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.media import iter_video_frames, write_video
+    from talking_face.datamodules.phonemes import VOCAB
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     pipeline = TalkingFacePipeline.from_checkpoints()
     audio = root / f"{UTTERANCE}.wav"

@@ -106,12 +106,12 @@ class Stopwatch:
 
 def instrument(pipeline, watch: Stopwatch) -> None:
     """Wrap every function of the pipeline's run whose time is reported (see the module docstring)."""
-    import datamodules.media as media
-    import lightning_modules.generation.face_input as face_input
-    import lightning_modules.generation.full_resolution as full_resolution
-    import lightning_modules.generation.paste_back as paste_back
-    import lightning_modules.generation.pipeline as pipeline_module
-    from lightning_modules.rollout import FrameRollout
+    import talking_face.datamodules.media as media
+    import talking_face.generation.face_input as face_input
+    import talking_face.generation.full_resolution as full_resolution
+    import talking_face.generation.paste_back as paste_back
+    import talking_face.generation.pipeline as pipeline_module
+    from talking_face.lightning_modules.rollout import FrameRollout
 
     cls = pipeline_module.TalkingFacePipeline
     for owner, name, part, generator in (
@@ -157,9 +157,9 @@ def build_pipeline(size: int, device: str, landmarks: str | None, face2vid: str 
     shipped architecture at ``size`` where none fits."""
     import yaml
 
-    from lightning_modules import Face2VidModule
-    from lightning_modules.generation.checkpoints import SHIPPED_DIR, load_stage, shipped_checkpoint
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.lightning_modules import Face2VidModule
+    from talking_face.generation.checkpoints import SHIPPED_DIR, load_stage, shipped_checkpoint
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     landmark_model = load_stage(landmarks or shipped_checkpoint("landmarks"), "landmarks", device)
     path = Path(face2vid) if face2vid else SHIPPED_DIR / "face2vid.ckpt"
@@ -176,8 +176,8 @@ def measure(
     size: int, face: str, speech: dict, warm: dict, device: str, threads: int, checkpoints: tuple
 ) -> dict:
     """One run in this (fresh) process: load, warm up, then the timed ``write``."""
-    from datamodules import timebase
-    from datamodules.media import iter_video_frames, load_audio, probe_video
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.media import iter_video_frames, load_audio, probe_video
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -224,11 +224,11 @@ def make_inputs(folder: Path, seconds: float) -> dict:
     clip, under ``folder``."""
     import soundfile
 
-    from datamodules import timebase
-    from datamodules.media import write_video
-    from datamodules.synthetic.corpus import grid_sentence
-    from datamodules.synthetic.photos import load_photo, packaged_photos
-    from lightning_modules.generation.speech_input import prepare_speech
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.media import write_video
+    from talking_face.datamodules.synthetic.corpus import grid_sentence
+    from talking_face.datamodules.synthetic.photos import load_photo, packaged_photos
+    from talking_face.generation.speech_input import prepare_speech
 
     rng = np.random.default_rng(0)
     sentences, audio = [], np.zeros(0, np.float32)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.cache import CachedUtterance
+from talking_face.datamodules.cache import CachedUtterance
 
 VARIANTS: dict[str, dict[str, float | None]] = {
     "audio only": {"audio_only_prob": 1.0, "text_only_prob": 0.0},
@@ -72,8 +72,8 @@ SPEED_SECONDS = 3.0
 
 def build_cache(out: Path, speakers: int, utterances: int) -> Path:
     """Synthesise and preprocess the built-in corpus under ``out`` (both skip what is already done)."""
-    from datamodules.preprocess import preprocess_corpus
-    from datamodules.synthetic.corpus import synthesize_corpus
+    from talking_face.datamodules.preprocess import preprocess_corpus
+    from talking_face.datamodules.synthetic.corpus import synthesize_corpus
 
     corpus = synthesize_corpus(out / "corpus", speakers, utterances, progress=False)
     preprocess_corpus(corpus, out / "cache", workers=2, progress=False)
@@ -113,7 +113,7 @@ def _slug(name: str) -> str:
 
 def train(args: argparse.Namespace, variant: str, seed: int, root: Path):
     """Fit one variant through the package's CLI; returns (module, datamodule, seconds)."""
-    from lightning_modules.cli import cli_main
+    from talking_face.cli import cli_main
 
     cli = cli_main(cli_args(args, variant, seed, root), run=False)
     started = time.perf_counter()
@@ -132,10 +132,10 @@ def _median_seconds(call: Callable[[], object], repeats: int) -> float:
 
 def measure_speed(module, record: CachedUtterance, threads: Iterable[int]) -> list[list[str]]:
     """Frames/s of each mode on a 3 s clip: model only and end to end; the real-time factor end to end."""
-    from datamodules import timebase
-    from datamodules.audio_features import fit_to_frames, log_mel
-    from datamodules.phonemes import phoneme_id
-    from lightning_modules.text_timing import text_phonemes, timing_from_audio
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.audio_features import fit_to_frames, log_mel
+    from talking_face.datamodules.phonemes import phoneme_id
+    from talking_face.lightning_modules.text_timing import text_phonemes, timing_from_audio
 
     frames = round(SPEED_SECONDS * timebase.FPS)
     audio = fit_to_frames(np.asarray(record.array("audio")), frames)
@@ -187,7 +187,7 @@ def measure_speed(module, record: CachedUtterance, threads: Iterable[int]) -> li
 
 
 def _reference(record: CachedUtterance) -> np.ndarray:
-    from datamodules.datasets import LandmarkSequenceDataset
+    from talking_face.datamodules.datasets import LandmarkSequenceDataset
 
     return LandmarkSequenceDataset([record])[0]["mouth_reference"].numpy()
 
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=".*(args parameter is intended|isinstance.treespec).*")
     torch.set_num_threads(args.threads)
 
-    from lightning_modules.landmark_evaluation import evaluate_records, text_inputs
+    from talking_face.lightning_modules.landmark_evaluation import evaluate_records, text_inputs
 
     work = args.out / "landmark_ablation"
     started = time.perf_counter()

@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from datamodules import timebase
+from talking_face.datamodules import timebase
 
 PANELS = ("real", "generated", "landmarks", "flow", "mask")
 
@@ -34,8 +34,8 @@ def face2vid_panels(real: Tensor, output, sketches: Tensor, height: int = 128) -
     """
     import cv2
 
-    from lightning_modules.networks.rasterise import sketch_to_colour
-    from lightning_modules.networks.warp import flow_to_colour
+    from talking_face.lightning_modules.networks.rasterise import sketch_to_colour
+    from talking_face.lightning_modules.networks.warp import flow_to_colour
 
     flow = output.flow if output.flow is not None else output.reference_flow
     mask = output.mask if output.mask is not None else output.reference_mask
@@ -84,8 +84,8 @@ class Face2VidMediaCallback(L.Callback):
 
     @rank_zero_only
     def _render(self, trainer: L.Trainer, pl_module: L.LightningModule, folder: Path) -> None:
-        from datamodules.media import write_video
-        from lightning_modules.face2vid_module import resize_clip
+        from talking_face.datamodules.media import write_video
+        from talking_face.lightning_modules.face2vid_module import resize_clip
 
         dataset = trainer.datamodule.dataset("val")
         folder.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,9 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from callbacks.render import plot_mouth_opening, render_mouth_animation
-from datamodules import timebase
-from datamodules.datasets import collate_sequences
+from talking_face.callbacks.render import plot_mouth_opening, render_mouth_animation
+from talking_face.datamodules import timebase
+from talking_face.datamodules.datasets import collate_sequences
 
 MODES = ("audio", "text", "both")
 
@@ -63,7 +63,7 @@ class LandmarkMediaCallback(L.Callback):
     def _log(self, trainer: L.Trainer, folder: Path, name: str, series: dict) -> None:
         import matplotlib.pyplot as plt
 
-        from datamodules.media import write_video
+        from talking_face.datamodules.media import write_video
 
         stem = f"epoch{trainer.current_epoch:03d}_{name}"
         video = write_video(folder / f"{stem}.mp4", render_mouth_animation(series, self.size), timebase.FPS)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from datamodules.faces.landmark_scheme import INNER_LIP, MOUTH, OUTER_LIP
-from datamodules.faces.mouth import mouth_opening
+from talking_face.datamodules.faces.landmark_scheme import INNER_LIP, MOUTH, OUTER_LIP
+from talking_face.datamodules.faces.mouth import mouth_opening
 
 # BGR-free RGB colours, one per series; ground truth is always the first.
 COLOURS = {

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from datamodules import timebase
-from datamodules.phonemes import SIL_ID, WordPronunciation, phoneme_id, strip_stress
-from datamodules.segments import Segment
+from talking_face.datamodules import timebase
+from talking_face.datamodules.phonemes import SIL_ID, WordPronunciation, phoneme_id, strip_stress
+from talking_face.datamodules.segments import Segment
 
 __all__ = [
     "DURATION_PRIOR_MS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules import timebase
+from talking_face.datamodules import timebase
 
 __all__ = ["fit_to_frames", "log_mel", "LOG_FLOOR"]
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.atomic import atomic_path, write_json
-from datamodules.segments import Segment
+from talking_face.datamodules.atomic import atomic_path, write_json
+from talking_face.datamodules.segments import Segment
 
 ARRAY_NAMES = ("frames", "landmarks", "crop_transforms", "audio", "audio_features", "phoneme_ids")
 MANIFEST = "manifest.json"

@@ -7,9 +7,9 @@ from typing import Literal
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.cache import load_manifest
-from datamodules.datasets import FaceClipDataset, LandmarkSequenceDataset, collate_sequences
-from datamodules.splits import split_records
+from talking_face.datamodules.cache import load_manifest
+from talking_face.datamodules.datasets import FaceClipDataset, LandmarkSequenceDataset, collate_sequences
+from talking_face.datamodules.splits import split_records
 
 
 class TalkingFaceDataModule(L.LightningDataModule):

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules import timebase
-from datamodules.cache import CachedUtterance
-from datamodules.faces.mouth import mouth_points, neutral_mouth
-from datamodules.phonemes import SIL_ID
+from talking_face.datamodules import timebase
+from talking_face.datamodules.cache import CachedUtterance
+from talking_face.datamodules.faces.mouth import mouth_points, neutral_mouth
+from talking_face.datamodules.phonemes import SIL_ID
 
 
 class LandmarkSequenceDataset(Dataset):
@@ -38,7 +38,7 @@ class LandmarkSequenceDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
-        from datamodules.faces.alignment import face_normalise, pixels_per_unit
+        from talking_face.datamodules.faces.alignment import face_normalise, pixels_per_unit
 
         record = self.records[index]
         crop_size = int(record.meta["crop_size"])

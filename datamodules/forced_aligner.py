@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from datamodules.alignment import SILENCE, normalise_segments
-from datamodules.phonemes import PHONEMES, pronounce, words_of
-from datamodules.segments import Segment
+from talking_face.datamodules.alignment import SILENCE, normalise_segments
+from talking_face.datamodules.phonemes import PHONEMES, pronounce, words_of
+from talking_face.datamodules.segments import Segment
 
 if TYPE_CHECKING:
     import pocketsphinx

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from datamodules import timebase
-from datamodules.cache import CachedUtterance, load_manifest
-from datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, OUTER_LIP
-from datamodules.faces.mouth import mouth_opening, mouth_points
+from talking_face.datamodules import timebase
+from talking_face.datamodules.cache import CachedUtterance, load_manifest
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, OUTER_LIP
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules import timebase
-from datamodules.atomic import atomic_path
+from talking_face.datamodules import timebase
+from talking_face.datamodules.atomic import atomic_path
 
 __all__ = [
     "MediaError", "VideoInfo", "probe_video", "iter_video_frames", "read_video", "load_audio", "write_video",

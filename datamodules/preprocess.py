@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datamodules import timebase
-from datamodules.atomic import write_json
-from datamodules.cache import StreamedArray, is_done, record_dir, write_manifest, write_record
-from datamodules.corpora import CorpusError, Utterance, read_corpus
-from datamodules.media import MediaError, iter_video_frames, load_audio
-from datamodules.segments import Segment
+from talking_face.datamodules import timebase
+from talking_face.datamodules.atomic import write_json
+from talking_face.datamodules.cache import StreamedArray, is_done, record_dir, write_manifest, write_record
+from talking_face.datamodules.corpora import CorpusError, Utterance, read_corpus
+from talking_face.datamodules.media import MediaError, iter_video_frames, load_audio
+from talking_face.datamodules.segments import Segment
 
 REPORT = "preprocess_report.json"
 
@@ -66,7 +66,7 @@ class PreprocessConfig:
 @cache
 def _detector(name: str):
     """One detector per process (loading dlib's model takes a moment; workers reuse theirs)."""
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector(name)
 
@@ -75,7 +75,7 @@ def _phoneme_segments(
     utterance: Utterance, text: str, pronunciations: list, audio: np.ndarray, duration: float
 ) -> tuple[list[Segment], list[Segment]]:
     """Phoneme and word segments covering [0, duration], from the most precise source present."""
-    from datamodules.alignment import normalise_segments, phonemes_from_words
+    from talking_face.datamodules.alignment import normalise_segments, phonemes_from_words
 
     timings = utterance.read_phoneme_timings()
     words = utterance.read_words()
@@ -83,7 +83,7 @@ def _phoneme_segments(
         return normalise_segments(timings, duration), words or []
     if words is not None:
         return phonemes_from_words(words, pronunciations, duration), words
-    from datamodules.forced_aligner import force_align
+    from talking_face.datamodules.forced_aligner import force_align
 
     alignment = force_align(audio, timebase.SAMPLE_RATE, text)
     return normalise_segments(alignment.phonemes, duration), alignment.words
@@ -94,16 +94,16 @@ def process_utterance(utterance: Utterance, cache_dir: str | Path, options: Prep
 
     Raises SkipUtterance, CorpusError or MediaError (each naming the file) when it cannot.
     """
-    from datamodules.alignment import check_alignment, frame_phoneme_ids
-    from datamodules.audio_features import fit_to_frames, log_mel
-    from datamodules.faces.alignment import (
+    from talking_face.datamodules.alignment import check_alignment, frame_phoneme_ids
+    from talking_face.datamodules.audio_features import fit_to_frames, log_mel
+    from talking_face.datamodules.faces.alignment import (
         estimate_crop_transform,
         smooth_transforms,
         transform_points,
         warp_to_crop,
     )
-    from datamodules.faces.detector import smooth_landmarks, track_landmarks
-    from datamodules.phonemes import pronounce
+    from talking_face.datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from talking_face.datamodules.phonemes import pronounce
 
     text = utterance.read_text()
     pronunciations = pronounce(text)

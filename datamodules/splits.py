@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from datamodules.cache import CachedUtterance
+from talking_face.datamodules.cache import CachedUtterance
 
 SPLITS = ("train", "val", "test", "test_speakers")
 

@@ -28,8 +28,8 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from datamodules.cache import CachedUtterance
-from lightning_modules.face2vid_module import (
+from talking_face.datamodules.cache import CachedUtterance
+from talking_face.lightning_modules.face2vid_module import (
     PSNRFromMSE,
     estimate_flow,
     face_region,

@@ -61,12 +61,12 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
-from lightning_modules.eval_mode import eval_mode
-from lightning_modules.networks.discriminator import MultiScaleDiscriminator
-from lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
-from lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
-from lightning_modules.networks.warp import landmark_flow, warp
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
+from talking_face.lightning_modules.eval_mode import eval_mode
+from talking_face.lightning_modules.networks.discriminator import MultiScaleDiscriminator
+from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
+from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
+from talking_face.lightning_modules.networks.warp import landmark_flow, warp
 
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
@@ -195,7 +195,7 @@ def frame_difference_energy(frames: Tensor) -> Tensor:
 
 @functools.cache
 def _default_detector():
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector("dlib")
 

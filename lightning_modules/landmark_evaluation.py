@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.datasets import LandmarkSequenceDataset, collate_sequences
-from datamodules.phonemes import PAD_ID
+from talking_face.datamodules.datasets import LandmarkSequenceDataset, collate_sequences
+from talking_face.datamodules.phonemes import PAD_ID
 
 if TYPE_CHECKING:
-    from datamodules.cache import CachedUtterance
-    from lightning_modules.landmark_module import LandmarkModule
+    from talking_face.datamodules.cache import CachedUtterance
+    from talking_face.lightning_modules.landmark_module import LandmarkModule
 
 __all__ = [
     "BASELINES",
@@ -76,9 +76,9 @@ class TextInputs:
 
 def text_inputs(record: CachedUtterance) -> TextInputs:
     """g2p tokens of the record's text and its phonemes force-aligned to the record's audio."""
-    from datamodules import timebase
-    from datamodules.phonemes import phoneme_id
-    from lightning_modules.text_timing import text_phonemes, timing_from_audio
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.phonemes import phoneme_id
+    from talking_face.lightning_modules.text_timing import text_phonemes, timing_from_audio
 
     text = record.meta["text"]
     tokens = np.array([phoneme_id(label) for label in text_phonemes(text)], dtype=np.int64)
@@ -183,7 +183,7 @@ def evaluate_records(
 
     ``inputs[i]`` belongs to ``records[i]`` (``text_inputs``). Returns {mode: {"lmd": px, "velocity": px}}.
     """
-    from lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
+    from talking_face.lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
 
     if len(records) != len(inputs) or not records:
         raise ValueError(f"{_WHERE}: need one TextInputs per record, got {len(records)} and {len(inputs)}")

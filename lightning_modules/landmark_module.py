@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from datamodules import timebase
-from datamodules.faces.landmark_scheme import NUM_MOUTH
-from datamodules.phonemes import PAD_ID, VOCAB
-from lightning_modules.eval_mode import eval_mode
-from lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
-from lightning_modules.networks.landmark_net import (
+from talking_face.datamodules import timebase
+from talking_face.datamodules.faces.landmark_scheme import NUM_MOUTH
+from talking_face.datamodules.phonemes import PAD_ID, VOCAB
+from talking_face.lightning_modules.eval_mode import eval_mode
+from talking_face.lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
+from talking_face.lightning_modules.networks.landmark_net import (
     DurationPredictor,
     LandmarkNet,
     augment_log_mel,

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
-from lightning_modules.networks.rasterise import rasterise_landmarks
-from lightning_modules.networks.warp import landmark_flow
+from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
+from talking_face.lightning_modules.networks.rasterise import rasterise_landmarks
+from talking_face.lightning_modules.networks.warp import landmark_flow
 
 __all__ = ["FrameRollout"]
 

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from datamodules import timebase
-from datamodules.segments import Segment
+from talking_face.datamodules import timebase
+from talking_face.datamodules.segments import Segment
 
 if TYPE_CHECKING:
-    from datamodules.synthetic.tts import Speech, Voice
-    from lightning_modules.landmark_module import LandmarkModule
+    from talking_face.datamodules.synthetic.tts import Speech, Voice
+    from talking_face.lightning_modules.landmark_module import LandmarkModule
 
 __all__ = [
     "TextTiming",
@@ -58,7 +58,7 @@ class TextTiming:
 
     def frame_ids(self) -> np.ndarray:
         """Phoneme id (``datamodules.phonemes.VOCAB``) under each frame centre, int64 [num_frames]."""
-        from datamodules.alignment import frame_phoneme_ids
+        from talking_face.datamodules.alignment import frame_phoneme_ids
 
         return frame_phoneme_ids(list(self.phonemes), self.num_frames)
 
@@ -68,14 +68,14 @@ def text_phonemes(text: str) -> list[str]:
 
     Raises ``ValueError`` for empty text or text with no words.
     """
-    from datamodules.phonemes import pronounce
+    from talking_face.datamodules.phonemes import pronounce
 
     return ["sil", *(p for word in pronounce(text) for p in word.phonemes), "sil"]
 
 
 def segments_from_frame_ids(frame_ids: Sequence[int] | np.ndarray | torch.Tensor) -> list[Segment]:
     """Runs of equal frame ids [T] -> timed phonemes: a run of frames [a, b) spans [a / FPS, b / FPS)."""
-    from datamodules.phonemes import VOCAB
+    from talking_face.datamodules.phonemes import VOCAB
 
     ids = np.asarray(frame_ids.cpu() if isinstance(frame_ids, torch.Tensor) else frame_ids, dtype=np.int64)
     if ids.ndim != 1 or ids.size == 0:
@@ -93,7 +93,7 @@ def timing_from_durations(module: LandmarkModule, text: str, num_frames: int | N
     ``num_frames`` rescales the predicted durations to exactly that many frames (e.g. a wanted length);
     None keeps the predicted speaking rate.
     """
-    from datamodules.phonemes import phoneme_id
+    from talking_face.datamodules.phonemes import phoneme_id
 
     if num_frames is not None and num_frames <= 0:
         raise ValueError(f"{_WHERE}: num_frames must be positive, got {num_frames}")
@@ -117,7 +117,7 @@ def timing_from_tts(text: str, voice: Voice | None = None) -> tuple[TextTiming, 
     Returns the timing and the ``Speech`` (audio at the engine's rate: resample to
     ``timebase.SAMPLE_RATE`` before computing features; the frame count here already matches).
     """
-    from datamodules.synthetic.tts import default_voices, synthesize
+    from talking_face.datamodules.synthetic.tts import default_voices, synthesize
 
     speech = synthesize(text, voice if voice is not None else default_voices()[0])
     num_frames = timebase.num_frames_for(round(speech.duration * timebase.SAMPLE_RATE))
@@ -126,7 +126,7 @@ def timing_from_tts(text: str, voice: Voice | None = None) -> tuple[TextTiming, 
 
 def timing_from_audio(audio: np.ndarray, sample_rate: int, text: str) -> TextTiming:
     """Audio + text: force-align ``text`` to mono ``audio`` [N] at ``sample_rate`` with a real aligner."""
-    from datamodules.forced_aligner import force_align
+    from talking_face.datamodules.forced_aligner import force_align
 
     audio = np.asarray(audio)
     if audio.ndim != 1 or audio.size == 0:

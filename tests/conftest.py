@@ -20,7 +20,7 @@ TINY_UTTERANCES = 3
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
-    from datamodules.synthetic.corpus import synthesize_corpus
+    from talking_face.datamodules.synthetic.corpus import synthesize_corpus
 
     return synthesize_corpus(
         tmp_path_factory.mktemp("corpus"), speakers=TINY_SPEAKERS, utterances=TINY_UTTERANCES, progress=False
@@ -29,7 +29,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_cache(tiny_corpus, tmp_path_factory) -> Path:
-    from datamodules.preprocess import preprocess_corpus
+    from talking_face.datamodules.preprocess import preprocess_corpus
 
     cache = tmp_path_factory.mktemp("cache")
     report = preprocess_corpus(tiny_corpus, cache, progress=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules import timebase
+from talking_face.datamodules import timebase
 
 SENTENCE = "bin blue at f two now"
 OTHER_SENTENCE = "place red by g nine soon"
@@ -20,13 +20,13 @@ OTHER_SENTENCE = "place red by g nine soon"
 @functools.cache
 def spoken(text: str = SENTENCE) -> np.ndarray:
     """float32 mono speech of ``text`` at ``timebase.SAMPLE_RATE`` (the pipeline's own text-only speech)."""
-    from lightning_modules.generation.speech_input import prepare_speech
+    from talking_face.generation.speech_input import prepare_speech
 
     return prepare_speech(text=text).audio
 
 
 def _photo(name: str):
-    from datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.synthetic.photos import packaged_photos
 
     return next(photo for photo in packaged_photos() if photo.name == name)
 
@@ -39,7 +39,7 @@ def photo_file(name: str = "grace_hopper") -> Path:
 @functools.cache
 def framed(name: str = "grace_hopper") -> np.ndarray:
     """The photo framed like a GRID frame, RGB uint8 [288, 360, 3] (read-only: cached)."""
-    from datamodules.synthetic.photos import load_photo
+    from talking_face.datamodules.synthetic.photos import load_photo
 
     image = load_photo(_photo(name))
     image.flags.writeable = False
@@ -78,7 +78,7 @@ def write_clip(
     path: Path, num_frames: int, fps: float, faceless: dict[int, np.ndarray] | None = None
 ) -> Path:
     """An mp4 of the framed Grace Hopper photo moving a little; ``faceless`` replaces frames by images."""
-    from datamodules.media import write_video
+    from talking_face.datamodules.media import write_video
 
     frames = moving_frames(framed(), num_frames, fps)
     for index, image in (faceless or {}).items():
@@ -90,7 +90,7 @@ def tiny_face2vid(seed: int = 0):
     """A Face2Vid with random weights, small enough to render a few seconds in a moment on one core."""
     import torch
 
-    from lightning_modules import Face2VidModule
+    from talking_face.lightning_modules import Face2VidModule
 
     torch.manual_seed(seed)
     return Face2VidModule(

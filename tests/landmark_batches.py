@@ -15,10 +15,10 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from datamodules import timebase
-from datamodules.audio_features import LOG_FLOOR
-from datamodules.faces.landmark_scheme import NUM_MOUTH
-from datamodules.phonemes import SIL_ID, VOCAB
+from talking_face.datamodules import timebase
+from talking_face.datamodules.audio_features import LOG_FLOOR
+from talking_face.datamodules.faces.landmark_scheme import NUM_MOUTH
+from talking_face.datamodules.phonemes import SIL_ID, VOCAB
 
 
 def _tables(seed: int = 1234) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

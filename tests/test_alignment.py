@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.alignment import (
+from talking_face.datamodules.alignment import (
     DURATION_PRIOR_MS,
     check_alignment,
     frame_phoneme_ids,
@@ -13,8 +13,8 @@ from datamodules.alignment import (
     phonemes_from_words,
     split_word,
 )
-from datamodules.phonemes import PHONEMES, SIL_ID, VOCAB, WordPronunciation, phoneme_id
-from datamodules.segments import Segment
+from talking_face.datamodules.phonemes import PHONEMES, SIL_ID, VOCAB, WordPronunciation, phoneme_id
+from talking_face.datamodules.segments import Segment
 
 # A real GRID alignment (s1/align/bbaf2n.align): "start end word", times in 1/25000 s.
 GRID_ALIGN = """0 23750 sil

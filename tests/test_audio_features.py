@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from datamodules import timebase
-from datamodules.audio_features import fit_to_frames, log_mel
+from talking_face.datamodules import timebase
+from talking_face.datamodules.audio_features import fit_to_frames, log_mel
 
 
 @pytest.mark.parametrize("samples", [1, 639, 640, 641, 16_000, 48_123])

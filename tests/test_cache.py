@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from datamodules.atomic import atomic_path
-from datamodules.cache import (
+from talking_face.datamodules.atomic import atomic_path
+from talking_face.datamodules.cache import (
     ARRAY_NAMES,
     StreamedArray,
     is_done,

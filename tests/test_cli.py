@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from lightning_modules.cli import cli_main, main
+from talking_face.cli import cli_main, main
 
 CONFIGS = sorted(Path(__file__).parents[1].glob("configs/*.yaml"))
 

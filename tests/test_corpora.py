@@ -1,8 +1,8 @@
 import pytest
 
-from datamodules.corpora import CorpusError, read_corpus, read_folder, read_grid
-from datamodules.corpora.utterance import read_grid_align, write_grid_align
-from datamodules.segments import Segment
+from talking_face.datamodules.corpora import CorpusError, read_corpus, read_folder, read_grid
+from talking_face.datamodules.corpora.utterance import read_grid_align, write_grid_align
+from talking_face.datamodules.segments import Segment
 
 ALIGN = "0 23750 sil\n23750 29500 bin\n29500 34000 blue\n34000 35500 at\n35500 41000 f\n41000 47250 two\n47250 53000 now\n53000 74500 sil\n"  # noqa: E501
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).parents[1]
 def test_two_process_ddp_trains_a_few_steps(config, tiny_cache, tmp_path):
     env = os.environ | {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [
-        sys.executable, "-m", "lightning_modules.cli", "fit", "-c", str(ROOT / "configs" / f"{config}.yaml"),
+        sys.executable, "-m", "talking_face.cli", "fit", "-c", str(ROOT / "configs" / f"{config}.yaml"),
         f"--data.cache_dir={tiny_cache}", "--data.batch_size=1", "--trainer.accelerator=cpu",
         "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_epochs=1",
         "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",

@@ -14,10 +14,10 @@ def app_client(tmp_path_factory):
     import torch
     from gradio_client import Client
 
-    from lightning_modules import Face2VidModule
-    from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
-    from lightning_modules.generation.demo import build_app
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.lightning_modules import Face2VidModule
+    from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+    from talking_face.generation.demo import build_app
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     torch.manual_seed(0)
     face2vid = Face2VidModule(
@@ -36,7 +36,7 @@ def app_client(tmp_path_factory):
 
 
 def _grace_hopper():
-    from datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.synthetic.photos import packaged_photos
 
     return next(photo.file() for photo in packaged_photos() if photo.name == "grace_hopper")
 
@@ -45,7 +45,7 @@ def _ask(client, *, photo=None, text=""):
     """Call ``/generate`` as the page does: a photo, the text, the first voice, the default knobs."""
     from gradio_client import handle_file
 
-    from datamodules.synthetic.tts import default_voices
+    from talking_face.datamodules.synthetic.tts import default_voices
 
     return client.predict(
         photo=None if photo is None else handle_file(str(photo)),
@@ -63,10 +63,10 @@ def _ask(client, *, photo=None, text=""):
 def test_text_and_a_photo_give_a_playable_video_as_long_as_the_speech(app_client):
     import cv2
 
-    from datamodules import timebase
-    from datamodules.media import probe_video, read_video
-    from datamodules.synthetic.tts import default_voices
-    from lightning_modules.generation.speech_input import prepare_speech
+    from talking_face.datamodules import timebase
+    from talking_face.datamodules.media import probe_video, read_video
+    from talking_face.datamodules.synthetic.tts import default_voices
+    from talking_face.generation.speech_input import prepare_speech
 
     path = _ask(app_client, photo=_grace_hopper(), text=TEXT)
     info = probe_video(path)

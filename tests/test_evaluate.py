@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from generation_media import save_checkpoint, tiny_face2vid
 
-from datamodules import timebase
-from lightning_modules.generation.lip_sync import mouth_lmd, opening_sync, rest_opening
-from lightning_modules.generation.speech_input import speech_envelope
+from talking_face.datamodules import timebase
+from talking_face.generation.lip_sync import mouth_lmd, opening_sync, rest_opening
+from talking_face.generation.speech_input import speech_envelope
 
 
 def _tiny_landmarks():
     import torch
 
-    from lightning_modules import LandmarkModule
+    from talking_face.lightning_modules import LandmarkModule
 
     torch.manual_seed(0)
     return LandmarkModule(hidden_size=32, attention_layers=1, duration_hidden_size=16, dropout=0.0)
@@ -54,7 +54,7 @@ def test_rest_opening_and_envelope() -> None:
 
 
 def test_mouth_lmd_is_in_pixels_of_the_report_size() -> None:
-    from datamodules.faces.alignment import TEMPLATE_68, template_points
+    from talking_face.datamodules.faces.alignment import TEMPLATE_68, template_points
 
     target = np.repeat(template_points(256, TEMPLATE_68)[None], 3, axis=0).astype(np.float32)
     shifted = target.copy()
@@ -67,7 +67,7 @@ def test_mouth_lmd_is_in_pixels_of_the_report_size() -> None:
 @pytest.fixture(scope="module")
 def speaker(tiny_cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """All crops [T, S, S, 3] and speech of the tiny cache's first speaker, utterance after utterance."""
-    from datamodules.cache import load_manifest
+    from talking_face.datamodules.cache import load_manifest
 
     records = load_manifest(tiny_cache)
     records = [r for r in records if r.speaker == records[0].speaker]
@@ -80,9 +80,9 @@ def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(speaker, tmp_p
     import soundfile
     from PIL import Image
 
-    from datamodules.media import write_video
-    from lightning_modules.cli import main
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.datamodules.media import write_video
+    from talking_face.cli import main
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     frames, audio = speaker
     folder = tmp_path / "videos"
@@ -110,8 +110,8 @@ def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(speaker, tmp_p
 
 
 def test_a_cached_split_in_every_mode(tiny_cache: Path, tmp_path: Path) -> None:
-    from datamodules.cache import load_manifest
-    from lightning_modules.generation.evaluate import BASELINES, MODES, evaluate
+    from talking_face.datamodules.cache import load_manifest
+    from talking_face.generation.evaluate import BASELINES, MODES, evaluate
 
     landmarks = save_checkpoint(_tiny_landmarks(), tmp_path / "landmarks.ckpt")
     face2vid = save_checkpoint(tiny_face2vid(), tmp_path / "face2vid.ckpt")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.cache import load_manifest
-from lightning_modules.face2vid_evaluation import (
+from talking_face.datamodules.cache import load_manifest
+from talking_face.lightning_modules.face2vid_evaluation import (
     EvaluationVideo,
     copy_reference,
     evaluation_videos,
@@ -20,7 +20,7 @@ from lightning_modules.face2vid_evaluation import (
     score_videos,
     speaker_reference,
 )
-from lightning_modules.face2vid_module import Face2VidModule
+from talking_face.lightning_modules.face2vid_module import Face2VidModule
 
 
 @dataclass

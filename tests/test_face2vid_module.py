@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from datamodules.datamodule import TalkingFaceDataModule
-from datamodules.faces.landmark_scheme import MOUTH
-from lightning_modules.face2vid_module import (
+from talking_face.datamodules.datamodule import TalkingFaceDataModule
+from talking_face.datamodules.faces.landmark_scheme import MOUTH
+from talking_face.lightning_modules.face2vid_module import (
     DEFAULT_LOSS_WEIGHTS,
     Face2VidModule,
     PSNRFromMSE,
@@ -26,7 +26,7 @@ from lightning_modules.face2vid_module import (
     resize_clip,
     temporal_warping_error,
 )
-from lightning_modules.networks.warp import warp
+from talking_face.lightning_modules.networks.warp import warp
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = {
@@ -97,7 +97,7 @@ def _face_crop(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     import cv2
     from skimage.data import astronaut
 
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     image = astronaut()
     points = make_detector("dlib").detect(image)[0].landmarks
@@ -485,8 +485,8 @@ def test_perceptual_loss_uses_local_weights_and_keeps_them_out_of_checkpoints(tm
 @pytest.mark.slow
 def test_cli_fast_dev_run_writes_the_media_video(tiny_cache: Path, tmp_path: Path, monkeypatch) -> None:
     """(tests/test_cli.py instantiates every config; this runs the tiny one, media callback included.)"""
-    from datamodules.media import probe_video
-    from lightning_modules.cli import cli_main
+    from talking_face.datamodules.media import probe_video
+    from talking_face.cli import cli_main
 
     monkeypatch.chdir(tmp_path)  # the config's relative outputs/ paths land here
     cli_main(

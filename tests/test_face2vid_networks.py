@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.faces.landmark_scheme import JAW, NOSE_BASE, NOSE_BRIDGE
-from lightning_modules.networks.attention import SpatialSelfAttention
-from lightning_modules.networks.discriminator import MultiScaleDiscriminator
-from lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
-from lightning_modules.networks.rasterise import (
+from talking_face.datamodules.faces.landmark_scheme import JAW, NOSE_BASE, NOSE_BRIDGE
+from talking_face.lightning_modules.networks.attention import SpatialSelfAttention
+from talking_face.lightning_modules.networks.discriminator import MultiScaleDiscriminator
+from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
+from talking_face.lightning_modules.networks.rasterise import (
     SKETCH_CHANNELS,
     SKETCH_PARTS,
     rasterise_landmarks,
     sketch_to_colour,
 )
-from lightning_modules.networks.warp import flow_to_colour, landmark_flow, warp
+from talking_face.lightning_modules.networks.warp import flow_to_colour, landmark_flow, warp
 
 PART_OF_POINT = {i: c for c, pairs in enumerate(SKETCH_PARTS.values()) for pair in pairs for i in pair}
 
@@ -28,7 +28,7 @@ def photo_landmarks() -> np.ndarray:
     """68 landmarks [68, 2] that the project's detector finds on a real packaged photo, in a 128-px frame."""
     from skimage.data import astronaut
 
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     faces = make_detector("dlib").detect(astronaut())
     assert faces, "dlib found no face on skimage's astronaut"

@@ -10,7 +10,7 @@ import pytest
 import skimage.data
 import torch
 
-from datamodules.faces.alignment import (
+from talking_face.datamodules.faces.alignment import (
     INTEROCULAR,
     MIRROR_68,
     MOUTH_CENTRE,
@@ -28,8 +28,8 @@ from datamodules.faces.alignment import (
     transform_points,
     warp_to_crop,
 )
-from datamodules.faces.detector import make_detector
-from datamodules.faces.landmark_scheme import STABLE
+from talking_face.datamodules.faces.detector import make_detector
+from talking_face.datamodules.faces.landmark_scheme import STABLE
 
 
 @pytest.fixture(scope="module")

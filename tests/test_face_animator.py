@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import timebase
-from datamodules.faces.detector import make_detector
-from datamodules.faces.mouth import mouth_opening
-from datamodules.segments import Segment
-from datamodules.synthetic.face_animator import (
+from talking_face.datamodules import timebase
+from talking_face.datamodules.faces.detector import make_detector
+from talking_face.datamodules.faces.mouth import mouth_opening
+from talking_face.datamodules.segments import Segment
+from talking_face.datamodules.synthetic.face_animator import (
     FaceAnimator,
     articulate,
     blink_track,
@@ -24,8 +24,8 @@ from datamodules.synthetic.face_animator import (
     tps_transform,
     tps_warp_points,
 )
-from datamodules.synthetic.photos import load_photo, packaged_photos
-from datamodules.synthetic.visemes import NUM_PARAMS, SpeakerStyle, articulation_track
+from talking_face.datamodules.synthetic.photos import load_photo, packaged_photos
+from talking_face.datamodules.synthetic.visemes import NUM_PARAMS, SpeakerStyle, articulation_track
 
 STILL = SpeakerStyle(blink_rate=0.0, head_motion=0.0, anticipation_s=0.0)
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import skimage.data
 
-from datamodules.faces.alignment import transform_points
-from datamodules.faces.detector import (
+from talking_face.datamodules.faces.alignment import transform_points
+from talking_face.datamodules.faces.detector import (
     DlibDetector,
     FaceDetection,
     make_detector,
     smooth_landmarks,
     track_landmarks,
 )
-from datamodules.faces.landmark_scheme import INNER_LIP, LEFT_EYE, MOUTH, NOSE_BASE, RIGHT_EYE
+from talking_face.datamodules.faces.landmark_scheme import INNER_LIP, LEFT_EYE, MOUTH, NOSE_BASE, RIGHT_EYE
 
 GRID_SIZE = (360, 288)  # (width, height) of a GRID corpus video frame
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_modules.face2vid_module import Face2VidModule
-from lightning_modules.generation.checkpoints import export_checkpoint, load_stage
-from lightning_modules.generation.finetune import FaceVideo, face_videos, own_previous_reached, train_on
+from talking_face.lightning_modules.face2vid_module import Face2VidModule
+from talking_face.generation.checkpoints import export_checkpoint, load_stage
+from talking_face.generation.finetune import FaceVideo, face_videos, own_previous_reached, train_on
 
 SIZE = 64
 TINY = {"image_size": SIZE, "channels": 8, "bottleneck_blocks": 1, "discriminator_channels": 8,
@@ -30,7 +30,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def photo() -> Path:
-    from datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.synthetic.photos import packaged_photos
 
     return next(p for p in packaged_photos() if p.name == "grace_hopper").file()
 
@@ -69,7 +69,7 @@ def test_a_photo_becomes_videos_of_its_face_cropped_like_the_cache(videos: list[
 
 
 def test_a_clip_gives_its_own_frames_in_segments_cut_where_no_face_is(photo: Path, tmp_path: Path) -> None:
-    from datamodules.media import write_video
+    from talking_face.datamodules.media import write_video
 
     speaking = face_videos(photo, 128, sentences=1, seed=1)[0].frames  # a talking head, 25 fps
     dark = np.zeros((8, *speaking.shape[1:]), np.uint8)
@@ -102,7 +102,7 @@ def _reconstruction_error(module, videos: list[FaceVideo]) -> float:
 def test_finetune_from_a_photo_writes_a_checkpoint_that_learned_the_face(
     photo: Path, tiny_checkpoint: Path, videos: list[FaceVideo], tmp_path: Path
 ) -> None:
-    from lightning_modules.cli import main
+    from talking_face.cli import main
 
     out = tmp_path / "me.ckpt"
     main(["finetune", "--face", str(photo), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
@@ -140,8 +140,8 @@ def test_a_file_without_a_face_fails_before_anything_is_written(
 ) -> None:
     from PIL import Image
 
-    from lightning_modules.generation.face_input import FaceError
-    from lightning_modules.generation.finetune import finetune
+    from talking_face.generation.face_input import FaceError
+    from talking_face.generation.finetune import finetune
 
     noise = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)).save(noise)

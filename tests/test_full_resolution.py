@@ -13,16 +13,16 @@ import pytest
 import torch
 from generation_media import photo_file, spoken, tiny_face2vid, write_clip, write_speech
 
-from datamodules.faces.alignment import TEMPLATE_68, template_points
-from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
-from lightning_modules.generation.full_resolution import (
+from talking_face.datamodules.faces.alignment import TEMPLATE_68, template_points
+from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+from talking_face.generation.full_resolution import (
     mouth_interior,
     newly_visible,
     render_frame,
     warp_field,
 )
-from lightning_modules.generation.pipeline import TalkingFacePipeline
-from lightning_modules.rollout import FrameRollout
+from talking_face.generation.pipeline import TalkingFacePipeline
+from talking_face.lightning_modules.rollout import FrameRollout
 
 SIZE = 64
 
@@ -186,7 +186,7 @@ def test_max_side_shrinks_the_output(pipeline, large_photo, speech):
 
 
 def test_a_dubbed_clip_keeps_its_size_and_its_own_frames_outside_the_mouth(pipeline, speech, tmp_path):
-    from datamodules.media import read_video
+    from talking_face.datamodules.media import read_video
 
     clip = write_clip(tmp_path / "clip.mp4", 30, fps=25)
     result = pipeline(clip, speech)

@@ -22,12 +22,12 @@ from generation_media import (
     write_speech,
 )
 
-from datamodules import timebase
-from datamodules.faces.mouth import mouth_opening, mouth_points, neutral_mouth
-from datamodules.media import load_audio, probe_video, read_video
-from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
-from lightning_modules.generation.paste_back import face_mask, paste_face
-from lightning_modules.generation.pipeline import TalkingFacePipeline, pingpong_indices
+from talking_face.datamodules import timebase
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points, neutral_mouth
+from talking_face.datamodules.media import load_audio, probe_video, read_video
+from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+from talking_face.generation.paste_back import face_mask, paste_face
+from talking_face.generation.pipeline import TalkingFacePipeline, pingpong_indices
 
 PAUSE_SECONDS = 1.0
 MARGIN = 1
@@ -297,7 +297,7 @@ def _must_not_run(*args, **kwargs):
 
 
 def test_generate_command_with_dashes_and_underscores(media, tmp_path, capsys):
-    from lightning_modules.cli import main
+    from talking_face.cli import main
 
     face2vid = save_checkpoint(tiny_face2vid(seed=1), tmp_path / "face2vid.ckpt")
     out = tmp_path / "said.mp4"

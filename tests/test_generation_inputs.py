@@ -27,16 +27,16 @@ from generation_media import (
     write_speech,
 )
 
-from datamodules.media import MediaError
-from lightning_modules.generation.checkpoints import (
+from talking_face.datamodules.media import MediaError
+from talking_face.generation.checkpoints import (
     FORMAT_VERSION,
     CheckpointError,
     export_checkpoint,
     load_stage,
     shipped_checkpoint,
 )
-from lightning_modules.generation.face_input import FaceError, load_face
-from lightning_modules.generation.speech_input import find_voice, prepare_speech
+from talking_face.generation.face_input import FaceError, load_face
+from talking_face.generation.speech_input import find_voice, prepare_speech
 
 
 def _save_image(path: Path, image: np.ndarray) -> Path:
@@ -160,8 +160,8 @@ def test_text_that_does_not_match_the_speech_warns_and_falls_back_to_audio(tmp_p
 def test_text_only_frames_cover_every_resampled_sample(monkeypatch):
     """A 32 kHz voice (festival's HTS) speaking 1280 k + 1 samples: 16 kHz speech of 640 k + 1 samples (the
     resampler rounds up) needs k + 1 frames, though the engine's duration rounds to 640 k samples."""
-    from datamodules.segments import Segment
-    from datamodules.synthetic import tts
+    from talking_face.datamodules.segments import Segment
+    from talking_face.datamodules.synthetic import tts
 
     samples = 1280 * 30 + 1
     fake = tts.Speech(np.full(samples, 0.1, np.float32), 32_000, [Segment("B", 0.0, samples / 32_000)], [])
@@ -229,7 +229,7 @@ def test_a_newer_format_is_refused_and_an_export_loads(face2vid_checkpoint, tmp_
 
 
 def test_generate_refuses_a_size_its_checkpoint_does_not_make(face2vid_checkpoint, tmp_path):
-    from lightning_modules.generation.generate import generate
+    from talking_face.generation.generate import generate
 
     with pytest.raises(ValueError, match="size 256 asked for, but the Face2Vid checkpoint makes 64-px crops"):
         generate(

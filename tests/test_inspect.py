@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
 
-from datamodules import timebase
-from datamodules.cache import CachedUtterance, record_dir, write_manifest, write_record
-from datamodules.datamodule import TalkingFaceDataModule
-from datamodules.faces.alignment import TEMPLATE_68
-from datamodules.faces.landmark_scheme import MOUTH
-from datamodules.inspect import (
+from talking_face.datamodules import timebase
+from talking_face.datamodules.cache import CachedUtterance, record_dir, write_manifest, write_record
+from talking_face.datamodules.datamodule import TalkingFaceDataModule
+from talking_face.datamodules.faces.alignment import TEMPLATE_68
+from talking_face.datamodules.faces.landmark_scheme import MOUTH
+from talking_face.datamodules.inspect import (
     describe_batch,
     describe_record,
     frame_envelope,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from landmark_batches import make_items, single_thread
 
-from datamodules.datasets import LandmarkSequenceDataset
-from datamodules.phonemes import PAD_ID, SIL_ID, VOCAB, phoneme_id
-from lightning_modules import LandmarkModule
-from lightning_modules.landmark_evaluation import (
+from talking_face.datamodules.datasets import LandmarkSequenceDataset
+from talking_face.datamodules.phonemes import PAD_ID, SIL_ID, VOCAB, phoneme_id
+from talking_face.lightning_modules import LandmarkModule
+from talking_face.lightning_modules.landmark_evaluation import (
     BASELINES,
     HONEST_MODES,
     ORACLE_MODES,
@@ -22,7 +22,7 @@ from lightning_modules.landmark_evaluation import (
     predict_honest,
     text_inputs,
 )
-from lightning_modules.text_timing import text_phonemes
+from talking_face.lightning_modules.text_timing import text_phonemes
 
 ALL_MODES = (*HONEST_MODES, *ORACLE_MODES, *BASELINES)
 
@@ -152,7 +152,7 @@ def test_unknown_modes_are_rejected(module: LandmarkModule) -> None:
 def test_on_cached_records_the_aligner_finds_the_speech_and_metrics_have_known_answers(
     tiny_cache, module: LandmarkModule
 ) -> None:
-    from datamodules.cache import load_manifest
+    from talking_face.datamodules.cache import load_manifest
 
     records = load_manifest(tiny_cache)[:3]
     inputs = [text_inputs(record) for record in records]

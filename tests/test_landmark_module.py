@@ -12,10 +12,10 @@ import yaml
 from landmark_batches import collate, make_batches, make_items, single_thread
 from torch.utils.data import DataLoader
 
-from datamodules import timebase
-from datamodules.phonemes import SIL_ID, VOCAB
-from lightning_modules import LandmarkModule
-from lightning_modules.landmark_module import (
+from talking_face.datamodules import timebase
+from talking_face.datamodules.phonemes import SIL_ID, VOCAB
+from talking_face.lightning_modules import LandmarkModule
+from talking_face.lightning_modules.landmark_module import (
     EVAL_MODES,
     INPUT_MODES,
     TEST_SPLITS,
@@ -23,8 +23,8 @@ from lightning_modules.landmark_module import (
     masked_velocity_loss,
     sample_modes,
 )
-from lightning_modules.metrics import MouthLandmarkDistance
-from lightning_modules.text_timing import (
+from talking_face.lightning_modules.metrics import MouthLandmarkDistance
+from talking_face.lightning_modules.text_timing import (
     segments_from_frame_ids,
     text_phonemes,
     timing_from_audio,
@@ -245,7 +245,7 @@ def test_predict_rejects_bad_inputs_with_clear_errors() -> None:
 @pytest.mark.parametrize("config", ["landmarks.yaml", "landmarks_tiny.yaml"])
 def test_config_model_section_builds_a_small_module(config: str) -> None:
     model = yaml.safe_load((CONFIGS / config).read_text())["model"]
-    assert model["class_path"] == "lightning_modules.LandmarkModule"
+    assert model["class_path"] == "talking_face.lightning_modules.LandmarkModule"
     module = LandmarkModule(**model.get("init_args", {}))
     assert sum(p.numel() for p in module.parameters()) < 5_000_000
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from landmark_batches import make_batches, single_thread
 
-from datamodules import timebase
-from datamodules.audio_features import LOG_FLOOR
-from datamodules.phonemes import SIL_ID, VOCAB
-from lightning_modules.networks.landmark_net import (
+from talking_face.datamodules import timebase
+from talking_face.datamodules.audio_features import LOG_FLOOR
+from talking_face.datamodules.phonemes import SIL_ID, VOCAB
+from talking_face.lightning_modules.networks.landmark_net import (
     DurationPredictor,
     LandmarkNet,
     augment_log_mel,

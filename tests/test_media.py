@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from datamodules import media, timebase
+from talking_face.datamodules import media, timebase
 
 
 def _tone(seconds: float, rate: int) -> np.ndarray:

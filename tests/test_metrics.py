@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchmetrics.utilities.data import dim_zero_sum
 
-from lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
+from talking_face.lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
 
 
 def _landmarks(batch: int = 2, frames: int = 5, seed: int = 0) -> torch.Tensor:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from datamodules.faces.mouth import mouth_opening, mouth_points, neutral_mouth
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points, neutral_mouth
 
 
 def _mouth(gap: float) -> np.ndarray:

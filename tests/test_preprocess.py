@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from conftest import TINY_SPEAKERS, TINY_UTTERANCES
 
-from datamodules import timebase
-from datamodules.cache import load_manifest, scan_records
-from datamodules.faces.alignment import transform_points
-from datamodules.media import write_video
-from datamodules.phonemes import SIL_ID, VOCAB
-from datamodules.preprocess import REPORT, PreprocessConfig, preprocess_corpus
+from talking_face.datamodules import timebase
+from talking_face.datamodules.cache import load_manifest, scan_records
+from talking_face.datamodules.faces.alignment import transform_points
+from talking_face.datamodules.media import write_video
+from talking_face.datamodules.phonemes import SIL_ID, VOCAB
+from talking_face.datamodules.preprocess import REPORT, PreprocessConfig, preprocess_corpus
 
 
 def test_every_utterance_becomes_a_record_on_one_timebase(tiny_cache):
@@ -88,7 +88,7 @@ def broken_corpus(tiny_corpus, tmp_path_factory):
 
 
 def _first_frames(video, count):
-    from datamodules.media import iter_video_frames
+    from talking_face.datamodules.media import iter_video_frames
 
     return [frame for frame, _ in zip(iter_video_frames(video), range(count), strict=False)]
 

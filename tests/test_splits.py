@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from datamodules.splits import split_records
+from talking_face.datamodules.splits import split_records
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from datamodules.corpora import read_grid
-from datamodules.synthetic.corpus import GRID_GRAMMAR, grid_sentence, make_speakers, synthesize_corpus
+from talking_face.datamodules.corpora import read_grid
+from talking_face.datamodules.synthetic.corpus import GRID_GRAMMAR, grid_sentence, make_speakers, synthesize_corpus
 
 
 def test_grid_sentences_follow_the_grammar_and_name_themselves():

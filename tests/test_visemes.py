@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules import timebase
-from datamodules.phonemes import PHONEMES
-from datamodules.segments import Segment
-from datamodules.synthetic.visemes import (
+from talking_face.datamodules import timebase
+from talking_face.datamodules.phonemes import PHONEMES
+from talking_face.datamodules.segments import Segment
+from talking_face.datamodules.synthetic.visemes import (
     NUM_PARAMS,
     PARAM_RANGES,
     SpeakerStyle,

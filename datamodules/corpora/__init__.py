@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datamodules.corpora.folder import read_folder
-from datamodules.corpora.grid import read_grid
-from datamodules.corpora.utterance import CorpusError, Utterance
+from talking_face.datamodules.corpora.folder import read_folder
+from talking_face.datamodules.corpora.grid import read_grid
+from talking_face.datamodules.corpora.utterance import CorpusError, Utterance
 
 __all__ = ["CorpusError", "Utterance", "read_corpus", "read_folder", "read_grid"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datamodules.corpora.grid import VIDEO_SUFFIXES
-from datamodules.corpora.utterance import CorpusError, Utterance
+from talking_face.datamodules.corpora.grid import VIDEO_SUFFIXES
+from talking_face.datamodules.corpora.utterance import CorpusError, Utterance
 
 
 def read_folder(root: str | Path) -> list[Utterance]:

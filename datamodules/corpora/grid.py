@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from datamodules.corpora.utterance import CorpusError, Utterance
+from talking_face.datamodules.corpora.utterance import CorpusError, Utterance
 
 VIDEO_SUFFIXES = frozenset({".mpg", ".mpeg", ".mp4", ".avi", ".mov", ".mkv", ".webm"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac"})

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.segments import Segment
+from talking_face.datamodules.segments import Segment
 
 SILENCE_WORDS = frozenset({"sil", "sp"})
 GRID_TIME_UNIT = 25_000.0

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, STABLE
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, STABLE
 
 __all__ = [
     "INTEROCULAR",

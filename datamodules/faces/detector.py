@@ -34,8 +34,8 @@ from typing import Protocol
 
 import numpy as np
 
-from datamodules.faces.alignment import estimate_crop_transform, smooth_over_time, warp_to_crop
-from datamodules.faces.landmark_scheme import NUM_LANDMARKS, STABLE
+from talking_face.datamodules.faces.alignment import estimate_crop_transform, smooth_over_time, warp_to_crop
+from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS, STABLE
 
 __all__ = [
     "DlibDetector",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.faces.landmark_scheme import MOUTH, NUM_MOUTH
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_MOUTH
 
 # Inner-lip pairs facing each other across the opening (upper 61-63 over lower 67-65).
 _UPPER_INNER = np.array([61, 62, 63]) - MOUTH.start

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datamodules import timebase
-from datamodules.atomic import atomic_path, write_json
-from datamodules.corpora.utterance import write_grid_align
+from talking_face.datamodules import timebase
+from talking_face.datamodules.atomic import atomic_path, write_json
+from talking_face.datamodules.corpora.utterance import write_grid_align
 
 GRID_GRAMMAR: tuple[tuple[str, ...], ...] = (
     ("bin", "lay", "place", "set"),
@@ -55,8 +55,8 @@ class SpeakerSpec:
     name: str
     photo: str
     mirrored: bool
-    voice: object  # datamodules.synthetic.tts.Voice
-    style: object  # datamodules.synthetic.visemes.SpeakerStyle
+    voice: object  # talking_face.datamodules.synthetic.tts.Voice
+    style: object  # talking_face.datamodules.synthetic.visemes.SpeakerStyle
 
 
 def make_speakers(count: int, seed: int = 0) -> list[SpeakerSpec]:
@@ -64,9 +64,9 @@ def make_speakers(count: int, seed: int = 0) -> list[SpeakerSpec]:
 
     Faces and voices advance together, so consecutive speakers differ in both.
     """
-    from datamodules.synthetic.photos import packaged_photos
-    from datamodules.synthetic.tts import default_voices
-    from datamodules.synthetic.visemes import SpeakerStyle
+    from talking_face.datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.synthetic.tts import default_voices
+    from talking_face.datamodules.synthetic.visemes import SpeakerStyle
 
     faces = [(photo.name, mirrored) for mirrored in (False, True) for photo in packaged_photos()]
     voices = default_voices()
@@ -93,10 +93,10 @@ def synthesize_corpus(
         seed: everything random (sentences, styles, head motion, blinks) follows from it.
         progress: show a progress bar.
     """
-    from datamodules.faces.detector import make_detector
-    from datamodules.media import write_video
-    from datamodules.synthetic.face_animator import FaceAnimator
-    from datamodules.synthetic.photos import load_photo, packaged_photos
+    from talking_face.datamodules.faces.detector import make_detector
+    from talking_face.datamodules.media import write_video
+    from talking_face.datamodules.synthetic.face_animator import FaceAnimator
+    from talking_face.datamodules.synthetic.photos import load_photo, packaged_photos
 
     out = Path(out)
     specs = make_speakers(speakers, seed)
@@ -133,8 +133,8 @@ def _speak(text: str, voice):
     """Synthesise a GRID sentence; espeak reads a lone letter "a" as the article, so it is told "ay"."""
     from dataclasses import replace
 
-    from datamodules.segments import Segment
-    from datamodules.synthetic.tts import synthesize
+    from talking_face.datamodules.segments import Segment
+    from talking_face.datamodules.synthetic.tts import synthesize
 
     words = text.split()
     if voice.engine != "espeak" or words[3] != "a":

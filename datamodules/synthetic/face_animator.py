@@ -38,10 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules import timebase
-from datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
-from datamodules.segments import Segment
-from datamodules.synthetic.visemes import PARAMS, SpeakerStyle, articulation_track
+from talking_face.datamodules import timebase
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
+from talking_face.datamodules.segments import Segment
+from talking_face.datamodules.synthetic.visemes import PARAMS, SpeakerStyle, articulation_track
 
 __all__ = [
     "Animation",

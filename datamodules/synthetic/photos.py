@@ -92,7 +92,7 @@ _FACE_MIDDLE_Y = 0.54  # fraction of the frame height where the brow-chin midpoi
 
 @functools.cache
 def _framing_detector():
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector("dlib")
 

@@ -45,9 +45,9 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules.alignment import SILENCE, normalise_segments, split_word
-from datamodules.phonemes import words_of
-from datamodules.segments import Segment
+from talking_face.datamodules.alignment import SILENCE, normalise_segments, split_word
+from talking_face.datamodules.phonemes import words_of
+from talking_face.datamodules.segments import Segment
 
 __all__ = ["Speech", "Voice", "available_voices", "default_voices", "synthesize"]
 

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules import timebase
-from datamodules.alignment import SILENCE, SILENCE_WORDS
-from datamodules.phonemes import PHONEMES
-from datamodules.segments import Segment
+from talking_face.datamodules import timebase
+from talking_face.datamodules.alignment import SILENCE, SILENCE_WORDS
+from talking_face.datamodules.phonemes import PHONEMES
+from talking_face.datamodules.segments import Segment
 
 __all__ = [
     "DIPHTHONGS",

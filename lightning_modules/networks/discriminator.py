@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from lightning_modules.networks.attention import SpatialSelfAttention
+from talking_face.lightning_modules.networks.attention import SpatialSelfAttention
 
 __all__ = ["MultiScaleDiscriminator", "PatchDiscriminator"]
 

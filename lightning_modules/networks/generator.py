@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from lightning_modules.networks.attention import SpatialSelfAttention
-from lightning_modules.networks.rasterise import SKETCH_CHANNELS
-from lightning_modules.networks.warp import warp
+from talking_face.lightning_modules.networks.attention import SpatialSelfAttention
+from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS
+from talking_face.lightning_modules.networks.warp import warp
 
 __all__ = ["Face2VidGenerator", "GeneratorOutput"]
 

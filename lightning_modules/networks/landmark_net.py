@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from datamodules import timebase
-from datamodules.faces.landmark_scheme import NUM_MOUTH
-from datamodules.phonemes import PAD_ID, VOCAB
+from talking_face.datamodules import timebase
+from talking_face.datamodules.faces.landmark_scheme import NUM_MOUTH
+from talking_face.datamodules.phonemes import PAD_ID, VOCAB
 
 __all__ = [
     "DurationPredictor",
@@ -78,7 +78,7 @@ def augment_log_mel(
     ``log(power + LOG_FLOOR)`` features, so digital silence gets a realistic noise floor.
     features [B, S, F] natural-log mel power, step_mask [B, S] -> [B, S, F] (zero on padded steps).
     """
-    from datamodules.audio_features import LOG_FLOOR
+    from talking_face.datamodules.audio_features import LOG_FLOOR
 
     batch, _, bins = features.shape
     weight = step_mask[..., None].to(features.dtype)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from datamodules.faces.landmark_scheme import (
+from talking_face.datamodules.faces.landmark_scheme import (
     INNER_LIP,
     JAW,
     LEFT_BROW,

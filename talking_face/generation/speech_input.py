@@ -20,11 +20,11 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules import timebase
+from talking_face.datamodules import timebase
 
 __all__ = ["SpeechInput", "find_voice", "prepare_speech", "speech_envelope", "voice_activity"]
 
-_WHERE = "lightning_modules/generation/speech_input.py"
+_WHERE = "talking_face/generation/speech_input.py"
 Mode = Literal["audio", "text", "both"]
 
 MIN_ALIGNMENT_SCORE = 0.1
@@ -54,7 +54,7 @@ class SpeechInput:
 def find_voice(name: str | None):
     """The TTS voice called ``name`` (an engine voice name like ``kal_diphone`` or ``en-us+f2``, or a default
     voice's slug); None gives the first default voice."""
-    from datamodules.synthetic.tts import Voice, available_voices, default_voices
+    from talking_face.datamodules.synthetic.tts import Voice, available_voices, default_voices
 
     if name is None:
         return default_voices()[0]
@@ -79,7 +79,7 @@ def _check_text(text: str | None) -> str | None:
 
 
 def _load_speech(path: str | Path) -> np.ndarray:
-    from datamodules.media import MediaError, load_audio
+    from talking_face.datamodules.media import MediaError, load_audio
 
     audio = load_audio(path)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
@@ -89,7 +89,7 @@ def _load_speech(path: str | Path) -> np.ndarray:
 
 
 def _spelling_notes(text: str) -> tuple[str, ...]:
-    from datamodules.phonemes import pronounce
+    from talking_face.datamodules.phonemes import pronounce
 
     guessed = sorted({w.word for w in pronounce(text) if not w.in_dictionary})
     if not guessed:
@@ -110,7 +110,7 @@ def prepare_speech(
     Raises ``ValueError`` for no input or empty text and ``MediaError`` (naming the file) for audio that is
     unreadable, zero-length or silent.
     """
-    from lightning_modules.text_timing import timing_from_audio, timing_from_tts
+    from talking_face.lightning_modules.text_timing import timing_from_audio, timing_from_tts
 
     text = _check_text(text)
     if audio is None and text is None:

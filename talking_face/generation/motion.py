@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.faces.alignment import pixels_per_unit
-from datamodules.faces.landmark_scheme import MOUTH
+from talking_face.datamodules.faces.alignment import pixels_per_unit
+from talking_face.datamodules.faces.landmark_scheme import MOUTH
 
 __all__ = ["photo_motion", "replace_mouth", "rest_in_silence", "retarget_mouth"]
 
@@ -89,7 +89,7 @@ def photo_motion(
     ``head_motion`` scales the built-in corpus' head-motion model (1 is about 1.5 degrees of roll), ``blinks``
     is a rate per second; 0 and 0 keep the head still.
     """
-    from datamodules.synthetic.face_animator import (
+    from talking_face.datamodules.synthetic.face_animator import (
         apply_blinks,
         blink_track,
         head_motion_track,

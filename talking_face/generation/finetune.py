@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules import timebase
-from datamodules.atomic import atomic_path, write_json
+from talking_face.datamodules import timebase
+from talking_face.datamodules.atomic import atomic_path, write_json
 
 __all__ = [
     "SENTENCES",
@@ -51,7 +51,7 @@ __all__ = [
     "train_on",
 ]
 
-_WHERE = "lightning_modules/generation/finetune.py"
+_WHERE = "talking_face/generation/finetune.py"
 
 SENTENCES: tuple[str, ...] = (
     "The birch canoe slid on the smooth planks.",
@@ -93,13 +93,13 @@ def crop_video(utterance: str, frames: Sequence[np.ndarray], landmarks: np.ndarr
     """Frames [T, H, W, 3] and their landmarks [T, 68, 2] (image pixels) -> aligned ``size``-px crops, as
     preprocessing makes them: a similarity per frame from the stable points to the template, smoothed over
     time with the preprocessing's window."""
-    from datamodules.faces.alignment import (
+    from talking_face.datamodules.faces.alignment import (
         estimate_crop_transform,
         smooth_transforms,
         transform_points,
         warp_to_crop,
     )
-    from datamodules.preprocess import PreprocessConfig
+    from talking_face.datamodules.preprocess import PreprocessConfig
 
     transforms = smooth_transforms(estimate_crop_transform(landmarks, size), PreprocessConfig.crop_smoothing)
     crops = np.stack([warp_to_crop(np.asarray(f), m, size) for f, m in zip(frames, transforms, strict=True)])
@@ -132,7 +132,7 @@ def _canvas(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.nda
     """The photo around the face at the crop's scale: a [2S, 2S, 3] canvas with the S-px crop in its middle
     (room for head motion), and the landmarks in it. Animating this instead of a large photo keeps the warp
     cheap; the crop's resolution is all the training sees anyway."""
-    from datamodules.faces.alignment import estimate_crop_transform, transform_points, warp_to_crop
+    from talking_face.datamodules.faces.alignment import estimate_crop_transform, transform_points, warp_to_crop
 
     transform = estimate_crop_transform(landmarks, size)
     transform[:, 2] += size / 2
@@ -145,11 +145,11 @@ def _photo_videos(track, size: int, sentences: int, seed: int, progress: bool) -
     detector loses the face are left out, as preprocessing would)."""
     from tqdm.auto import tqdm
 
-    from datamodules.faces.detector import make_detector, smooth_landmarks, track_landmarks
-    from datamodules.preprocess import PreprocessConfig
-    from datamodules.synthetic.face_animator import FaceAnimator
-    from datamodules.synthetic.tts import default_voices, synthesize
-    from datamodules.synthetic.visemes import SpeakerStyle
+    from talking_face.datamodules.faces.detector import make_detector, smooth_landmarks, track_landmarks
+    from talking_face.datamodules.preprocess import PreprocessConfig
+    from talking_face.datamodules.synthetic.face_animator import FaceAnimator
+    from talking_face.datamodules.synthetic.tts import default_voices, synthesize
+    from talking_face.datamodules.synthetic.visemes import SpeakerStyle
 
     if not 1 <= sentences <= len(SENTENCES):
         raise ValueError(f"{_WHERE}: sentences must lie in [1, {len(SENTENCES)}], got {sentences}")
@@ -183,7 +183,7 @@ def face_videos(
     """Training videos of the face in ``face`` (a photo or a clip), as ``size``-px crops (see the module
     docstring). A clip gives its first ``max_seconds`` in segments of ``segment_seconds``; a photo gives
     ``sentences`` animated sentences. Errors (no face, unreadable file) name the file."""
-    from lightning_modules.generation.face_input import load_face
+    from talking_face.generation.face_input import load_face
 
     track = load_face(face, round(max_seconds * timebase.FPS), face_index, progress=progress)
     try:
@@ -269,7 +269,7 @@ def train_on(
     Returns:
         the Trainer (``trainer.save_checkpoint`` writes the result with its critics and optimiser states).
     """
-    from datamodules.datasets import FaceClipDataset
+    from talking_face.datamodules.datasets import FaceClipDataset
 
     if steps < 1 or batch_size < 1:
         raise ValueError(f"{_WHERE}: steps and batch_size must be >= 1, got {steps} and {batch_size}")
@@ -390,7 +390,7 @@ def finetune(
         seed: the animation, the clip order and the reference frames follow from it.
         progress: show progress bars.
     """
-    from lightning_modules.generation.checkpoints import export_checkpoint, load_stage, shipped_checkpoint
+    from talking_face.generation.checkpoints import export_checkpoint, load_stage, shipped_checkpoint
 
     out = Path(out)
     if out.is_dir():

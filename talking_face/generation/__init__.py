@@ -4,6 +4,6 @@
 and the demo share; the other files are its steps, one job each.
 """
 
-from lightning_modules.generation.pipeline import Plan, Result, TalkingFacePipeline
+from talking_face.generation.pipeline import Plan, Result, TalkingFacePipeline
 
 __all__ = ["Plan", "Result", "TalkingFacePipeline"]

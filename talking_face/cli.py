@@ -1,13 +1,13 @@
 """``talking-face``: one command for every stage.
 
-    talking-face synth ...        write the built-in corpus           (datamodules.synthetic.corpus)
-    talking-face preprocess ...   corpus -> cache                     (datamodules.preprocess)
-    talking-face inspect ...      print and plot what a cache holds   (datamodules.inspect)
-    talking-face generate ...     face + speech/text -> mp4           (lightning_modules.generation)
-    talking-face evaluate ...     lip-sync and image metrics, a table (lightning_modules.generation)
-    talking-face finetune ...     personalise Face2Vid to a new face  (lightning_modules.generation)
-    talking-face demo ...         a local Gradio app                  (lightning_modules.generation)
-    talking-face export ...       a run -> a shipped checkpoint + card (lightning_modules.generation)
+    talking-face synth ...        write the built-in corpus           (talking_face.datamodules.synthetic.corpus)
+    talking-face preprocess ...   corpus -> cache                     (talking_face.datamodules.preprocess)
+    talking-face inspect ...      print and plot what a cache holds   (talking_face.datamodules.inspect)
+    talking-face generate ...     face + speech/text -> mp4           (talking_face.generation)
+    talking-face evaluate ...     lip-sync and image metrics, a table (talking_face.generation)
+    talking-face finetune ...     personalise Face2Vid to a new face  (talking_face.generation)
+    talking-face demo ...         a local Gradio app                  (talking_face.generation)
+    talking-face export ...       a run -> a shipped checkpoint + card (talking_face.generation)
     talking-face fit|validate|test|predict -c configs/X.yaml ...     (LightningCLI)
 
 Tools get their flags from their function signatures and docstrings (jsonargparse), so the CLI never
@@ -23,14 +23,14 @@ from collections.abc import Callable
 from lightning.pytorch.cli import LightningCLI
 
 _TOOLS: dict[str, str] = {
-    "synth": "datamodules.synthetic.corpus:synthesize_corpus",
-    "preprocess": "datamodules.preprocess:preprocess_corpus",
-    "inspect": "datamodules.inspect:inspect_cache",
-    "generate": "lightning_modules.generation.generate:generate",
-    "evaluate": "lightning_modules.generation.evaluate:evaluate",
-    "finetune": "lightning_modules.generation.finetune:finetune",
-    "demo": "lightning_modules.generation.demo:demo",
-    "export": "lightning_modules.generation.export:export",
+    "synth": "talking_face.datamodules.synthetic.corpus:synthesize_corpus",
+    "preprocess": "talking_face.datamodules.preprocess:preprocess_corpus",
+    "inspect": "talking_face.datamodules.inspect:inspect_cache",
+    "generate": "talking_face.generation.generate:generate",
+    "evaluate": "talking_face.generation.evaluate:evaluate",
+    "finetune": "talking_face.generation.finetune:finetune",
+    "demo": "talking_face.generation.demo:demo",
+    "export": "talking_face.generation.export:export",
 }
 """Each tool's function (``module:name``), imported only when that tool runs."""
 TOOL_NAMES = tuple(_TOOLS)
@@ -65,7 +65,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     """Build (and with ``run`` execute) the LightningCLI over both stages' modules and the DataModule."""
     import lightning as L
 
-    from datamodules.datamodule import TalkingFaceDataModule
+    from talking_face.datamodules.datamodule import TalkingFaceDataModule
 
     return TalkingFaceCLI(
         L.LightningModule,

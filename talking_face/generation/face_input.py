@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules.media import MediaError
+from talking_face.datamodules.media import MediaError
 
 __all__ = ["DETECT_SIDE", "MIN_FACE_WIDTH", "FaceError", "FaceTrack", "load_face"]
 
@@ -58,7 +58,7 @@ class FaceTrack:
 
 
 def _detector():
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector("dlib", upsample=1)
 
@@ -127,8 +127,8 @@ def load_face(
     Raises ``MediaError`` when the file is neither an image nor a readable video and ``FaceError`` when no
     usable face is in it.
     """
-    from datamodules.faces.detector import smooth_landmarks, track_landmarks
-    from datamodules.media import iter_video_frames, probe_video
+    from talking_face.datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from talking_face.datamodules.media import iter_video_frames, probe_video
 
     path = Path(path)
     if not path.is_file():
@@ -164,7 +164,7 @@ def load_face(
 
 def _detect_photo(image: np.ndarray, detector) -> list:
     """Faces in ``image``: detected on a copy of at most ``DETECT_SIDE`` px, landmarks fitted at full size."""
-    from datamodules.faces.detector import FaceDetection
+    from talking_face.datamodules.faces.detector import FaceDetection
 
     small = _shrink(image, DETECT_SIDE)
     if small is image:

@@ -25,13 +25,13 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from datamodules.faces.alignment import (
+from talking_face.datamodules.faces.alignment import (
     estimate_crop_transform,
     face_normalise,
     pixels_per_unit,
     transform_points,
 )
-from datamodules.faces.mouth import mouth_opening, mouth_points
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 
 __all__ = [
     "LIP_SYNC_KEYS",
@@ -43,7 +43,7 @@ __all__ = [
     "rest_opening",
 ]
 
-_WHERE = "lightning_modules/generation/lip_sync.py"
+_WHERE = "talking_face/generation/lip_sync.py"
 LIP_SYNC_KEYS = ("face_found", "opening_corr", "best_lag", "pause_opening", "speech_opening", "pause_ratio")
 """What ``lip_sync`` returns, in order."""
 _MIN_FRAMES = 3
@@ -52,14 +52,14 @@ _MIN_FRAMES = 3
 
 @functools.cache
 def _detector():
-    from datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.detector import make_detector
 
     return make_detector("dlib", upsample=1)  # faces >= ~40 px: 128-px crops included
 
 
 def detect_landmarks(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """68 landmarks [T, 68, 2] (image pixels) and ``found`` [T] of RGB uint8 frames [H, W, 3] (streamed)."""
-    from datamodules.faces.detector import track_landmarks
+    from talking_face.datamodules.faces.detector import track_landmarks
 
     return track_landmarks(frames, _detector())
 
@@ -92,7 +92,7 @@ def mouth_lmd(
     detected: [T, 68, 2] crop pixels of a ``crop_size`` crop; target: [T, 68, 2] crop pixels of a
     ``target_crop_size`` crop (default ``crop_size``).
     """
-    from lightning_modules.metrics import MouthLandmarkDistance
+    from talking_face.lightning_modules.metrics import MouthLandmarkDistance
 
     if detected.shape != target.shape or len(found) != len(detected):
         raise ValueError(
@@ -162,7 +162,7 @@ def lip_sync(
     ``pause_opening`` and ``speech_opening`` (``rest_opening``, inter-ocular units) and ``pause_ratio``
     (pause / speech: lower means a mouth that rests when nobody speaks).
     """
-    from lightning_modules.generation.speech_input import speech_envelope, voice_activity
+    from talking_face.generation.speech_input import speech_envelope, voice_activity
 
     found = np.asarray(found, bool)
     num_frames = len(found)

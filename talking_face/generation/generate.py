@@ -52,7 +52,7 @@ def generate(
         seed: the random head motion and blinks follow from it.
         progress: show progress bars.
     """
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     pipeline = TalkingFacePipeline.from_checkpoints(
         landmarks_checkpoint, face2vid_checkpoint, device, max_temporal_mask

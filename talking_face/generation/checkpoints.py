@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from datamodules.atomic import atomic_path
+from talking_face.datamodules.atomic import atomic_path
 
 __all__ = [
     "FORMAT_VERSION",
@@ -84,7 +84,7 @@ def checkpoint_stage(checkpoint: dict, path: Path) -> Stage:
 
 def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu"):
     """Load the ``LandmarkModule`` or ``Face2VidModule`` in ``path``, in eval mode on ``device``."""
-    from lightning_modules import Face2VidModule, LandmarkModule
+    from talking_face.lightning_modules import Face2VidModule, LandmarkModule
 
     path = Path(path)
     checkpoint = _read(path)

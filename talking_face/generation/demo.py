@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import gradio as gr
 
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
 __all__ = ["build_app", "demo"]
 
@@ -26,14 +26,14 @@ EXAMPLE_TEXT = "Bin blue at F two now."
 
 def _knob_default(name: str) -> float:
     """The pipeline's own default for a knob, so the sliders start where the CLI does."""
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     return inspect.signature(TalkingFacePipeline.prepare).parameters[name].default
 
 
 def _voice_choices() -> list[tuple[str, str]]:
     """(label, value) of the default TTS voices; the value is the voice's slug, which ``find_voice`` takes."""
-    from datamodules.synthetic.tts import default_voices
+    from talking_face.datamodules.synthetic.tts import default_voices
 
     return [
         (f"{voice.name} ({voice.engine}, rate {voice.rate:g}, pitch {voice.pitch:g})", voice.slug)
@@ -44,8 +44,8 @@ def _voice_choices() -> list[tuple[str, str]]:
 def _project_notes(caught: list[warnings.WarningMessage]) -> list[str]:
     """The warnings the project itself gave (several faces, words spelled by g2p, text not matching the
     speech), not the libraries' own."""
-    import datamodules
-    import lightning_modules
+    import talking_face.datamodules as datamodules
+    import talking_face.lightning_modules as lightning_modules
 
     roots = [Path(package.__file__).parent for package in (datamodules, lightning_modules)]
     return [str(note.message) for note in caught if any(Path(note.filename).is_relative_to(r) for r in roots)]
@@ -58,8 +58,8 @@ def build_app(pipeline: TalkingFacePipeline) -> gr.Blocks:
 
     import gradio as gr
 
-    from datamodules.media import MediaError
-    from datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.media import MediaError
+    from talking_face.datamodules.synthetic.photos import packaged_photos
 
     results = tempfile.TemporaryDirectory(prefix="talking-face-demo-")  # removed when the app goes
 
@@ -163,7 +163,7 @@ def demo(
         share: also publish a temporary public gradio.live link (traffic goes through Gradio's servers).
         open_browser: open the page in the default web browser.
     """
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     pipeline = TalkingFacePipeline.from_checkpoints(landmarks_checkpoint, face2vid_checkpoint, device)
     app = build_app(pipeline)

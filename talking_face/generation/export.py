@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from lightning_modules.generation.checkpoints import SHIPPED_DIR, export_checkpoint
+from talking_face.generation.checkpoints import SHIPPED_DIR, export_checkpoint
 
 __all__ = ["export", "test_metrics"]
 

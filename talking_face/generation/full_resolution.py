@@ -41,11 +41,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules.faces.landmark_scheme import STABLE
+from talking_face.datamodules.faces.landmark_scheme import STABLE
 
 __all__ = ["WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
 
-_WHERE = "lightning_modules/generation/full_resolution.py"
+_WHERE = "talking_face/generation/full_resolution.py"
 
 _INTERPOLATION = 4  # cv2.INTER_LANCZOS4
 """How the source is resampled: Lanczos (8x8) keeps more of a photo's detail under sub-pixel motion than
@@ -144,7 +144,7 @@ def warp_field(
         raise ValueError(f"{_WHERE}: landmarks hold NaN or inf values")
     if np.abs(target - source).max() < 1e-6:
         return WarpField(np.zeros((2, 2, 2), np.float32), np.zeros(2), 1.0, None)
-    from datamodules.faces.alignment import similarity_fit, transform_points
+    from talking_face.datamodules.faces.alignment import similarity_fit, transform_points
 
     target = _separate(target, size / 128)
     head = similarity_fit(target[list(STABLE)], source[list(STABLE)])  # target crop px -> source crop px

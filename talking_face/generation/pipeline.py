@@ -30,9 +30,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from datamodules import timebase
-from lightning_modules.generation.face_input import FaceTrack, load_face
-from lightning_modules.generation.speech_input import SpeechInput, prepare_speech, voice_activity
+from talking_face.datamodules import timebase
+from talking_face.generation.face_input import FaceTrack, load_face
+from talking_face.generation.speech_input import SpeechInput, prepare_speech, voice_activity
 
 __all__ = ["Plan", "RenderedChunk", "Result", "TalkingFacePipeline", "pingpong_indices"]
 
@@ -137,7 +137,7 @@ class TalkingFacePipeline:
         max_temporal_mask: float = DEFAULT_MAX_TEMPORAL_MASK,
     ) -> TalkingFacePipeline:
         """Load both stages (None: the checkpoints that ship with the package); errors name the file."""
-        from lightning_modules.generation.checkpoints import load_stage, shipped_checkpoint
+        from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
 
         landmark_model = load_stage(landmarks or shipped_checkpoint("landmarks"), "landmarks", device)
         face2vid_model = load_stage(face2vid or shipped_checkpoint("face2vid"), "face2vid", device)
@@ -186,13 +186,13 @@ class TalkingFacePipeline:
                 lips (``full_resolution``); ``paste``: Face2Vid's whole 128/256-px face crop pasted back
                 (``paste_back``, the renderer before full resolution, kept for comparison).
         """
-        from datamodules.faces.alignment import (
+        from talking_face.datamodules.faces.alignment import (
             estimate_crop_transform,
             smooth_transforms,
             transform_points,
             warp_to_crop,
         )
-        from lightning_modules.generation.motion import photo_motion, replace_mouth, rest_in_silence
+        from talking_face.generation.motion import photo_motion, replace_mouth, rest_in_silence
 
         if mouth_scale < 0:
             raise ValueError(f"mouth_scale must be >= 0, got {mouth_scale}")
@@ -233,22 +233,22 @@ class TalkingFacePipeline:
 
     @staticmethod
     def _neutral_mouth(own: np.ndarray, found: np.ndarray) -> np.ndarray:
-        from datamodules.faces.mouth import mouth_points, neutral_mouth
+        from talking_face.datamodules.faces.mouth import mouth_points, neutral_mouth
 
         return neutral_mouth(mouth_points(own[found] if found.any() else own))
 
     @staticmethod
     def _reference_index(own: np.ndarray, found: np.ndarray) -> int:
         """The found frame with the most closed mouth: the appearance Face2Vid starts from."""
-        from datamodules.faces.mouth import mouth_opening, mouth_points
+        from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 
         opening = np.where(found, mouth_opening(mouth_points(own)), np.inf)
         return int(np.argmin(opening))
 
     def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
-        from datamodules.audio_features import log_mel
-        from datamodules.faces.alignment import face_normalise
-        from lightning_modules.generation.motion import retarget_mouth
+        from talking_face.datamodules.audio_features import log_mel
+        from talking_face.datamodules.faces.alignment import face_normalise
+        from talking_face.generation.motion import retarget_mouth
 
         size = self.size
         reference = face_normalise(neutral, size).astype(np.float32)
@@ -268,7 +268,7 @@ class TalkingFacePipeline:
         (``full_resolution``); ``paste`` pastes Face2Vid's whole crop back (``paste_back``)."""
         from tqdm.auto import tqdm
 
-        from lightning_modules.rollout import FrameRollout
+        from talking_face.lightning_modules.rollout import FrameRollout
 
         model, device = self.face2vid_model, self.device
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255)
@@ -303,11 +303,11 @@ class TalkingFacePipeline:
         (0.9997 on Grace Hopper's open mouth), so its frame fills the mouth with the reference's lips
         stretched open, while H draws the cavity and the teeth."""
         if plan.renderer == "paste":
-            from lightning_modules.generation.paste_back import face_mask, paste_face
+            from talking_face.generation.paste_back import face_mask, paste_face
 
             mask = face_mask([plan.driving[t], plan.own[t]], plan.size)
             return paste_face(source, crop, plan.transforms[t], mask)
-        from lightning_modules.generation.full_resolution import (
+        from talking_face.generation.full_resolution import (
             mouth_interior,
             newly_visible,
             render_frame,
@@ -342,7 +342,7 @@ class TalkingFacePipeline:
         **knobs,
     ) -> Path:
         """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``knobs`` as in ``prepare``."""
-        from datamodules.media import write_video
+        from talking_face.datamodules.media import write_video
 
         progress = knobs.pop("progress", False)
         chunk_frames = knobs.pop("chunk_frames", 50)

@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from lightning_modules.generation.lip_sync import LIP_SYNC_KEYS, detect_landmarks, lip_sync, mouth_lmd
+from talking_face.generation.lip_sync import LIP_SYNC_KEYS, detect_landmarks, lip_sync, mouth_lmd
 
 if TYPE_CHECKING:
-    from datamodules.cache import CachedUtterance
-    from lightning_modules.face2vid_evaluation import EvaluationVideo
-    from lightning_modules.generation.pipeline import TalkingFacePipeline
+    from talking_face.datamodules.cache import CachedUtterance
+    from talking_face.lightning_modules.face2vid_evaluation import EvaluationVideo
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
 __all__ = [
     "BASELINES",
@@ -61,7 +61,7 @@ PAIRED_KEYS = ("lmd_driving", "lmd_real", "psnr", "ssim", "psnr_mouth", "flicker
 """Metrics against the driving landmarks or the real video (cached splits only)."""
 TABLE_KEYS = ("frames", *LIP_SYNC_KEYS, *PAIRED_KEYS)
 
-_WHERE = "lightning_modules/generation/evaluate.py"
+_WHERE = "talking_face/generation/evaluate.py"
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v"}
 
 
@@ -73,8 +73,8 @@ def _reference_photo(record: CachedUtterance, pool: Sequence[CachedUtterance], f
     open mouth would make the pipeline's resting mouth open)."""
     from PIL import Image
 
-    from datamodules.faces.mouth import mouth_opening, mouth_points
-    from lightning_modules.face2vid_evaluation import speaker_reference
+    from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
+    from talking_face.lightning_modules.face2vid_evaluation import speaker_reference
 
     source = speaker_reference(record, pool)
     index = int(np.argmin(mouth_opening(mouth_points(np.asarray(source.array("landmarks"))))))
@@ -126,9 +126,9 @@ def _score(made: _Made, record: CachedUtterance, video: EvaluationVideo) -> dict
     """Lip sync and LMD against the driving landmarks; where ``made`` has the record's frame count (its
     timing), LMD against the real landmarks and PSNR / SSIM / mouth PSNR / flicker against the real crops
     (``video``, resized to their side)."""
-    from datamodules.faces.alignment import transform_points
-    from lightning_modules.face2vid_evaluation import score_videos
-    from lightning_modules.face2vid_module import resize_clip
+    from talking_face.datamodules.faces.alignment import transform_points
+    from talking_face.lightning_modules.face2vid_evaluation import score_videos
+    from talking_face.lightning_modules.face2vid_module import resize_clip
 
     landmarks, found = detect_landmarks(iter(made.frames))
     scores = (
@@ -165,8 +165,8 @@ def evaluate_records(
     import soundfile
     from tqdm.auto import tqdm
 
-    from datamodules import timebase
-    from lightning_modules.face2vid_evaluation import evaluation_videos
+    from talking_face.datamodules import timebase
+    from talking_face.lightning_modules.face2vid_evaluation import evaluation_videos
 
     unknown = set(modes) - {*MODES, *BASELINES}
     if unknown:
@@ -201,7 +201,7 @@ def evaluate_videos(paths: Sequence[str | Path], progress: bool = False) -> list
     """The lip-sync measures that need no ground truth, one row per video (frames streamed, never held)."""
     from tqdm.auto import tqdm
 
-    from datamodules.media import iter_video_frames, load_audio
+    from talking_face.datamodules.media import iter_video_frames, load_audio
 
     rows = []
     for path in tqdm(paths, desc="evaluate", unit="video", disable=not progress):
@@ -262,7 +262,7 @@ def _finite_or_none(value):
 
 def write_results(out: str | Path, summary: Sequence[dict], rows: Sequence[dict], settings: dict) -> Path:
     """JSON (summary, rows, settings; NaN as null) to ``out`` and the rows as CSV beside it, both atomic."""
-    from datamodules.atomic import atomic_path, write_json
+    from talking_face.datamodules.atomic import atomic_path, write_json
 
     out = Path(out)
     clean = [[{k: _finite_or_none(v) for k, v in row.items()} for row in table] for table in (summary, rows)]
@@ -324,7 +324,7 @@ def evaluate(
         rows = evaluate_videos(_video_files(Path(videos)), progress)
         settings = {"videos": videos}
     else:
-        from lightning_modules.generation.pipeline import TalkingFacePipeline
+        from talking_face.generation.pipeline import TalkingFacePipeline
 
         records, pool = _split(cache_dir, split, test_speakers, seed, utterances_per_speaker)
         pipeline = TalkingFacePipeline.from_checkpoints(landmarks_checkpoint, face2vid_checkpoint, device)
@@ -348,8 +348,8 @@ def _split(
 ) -> tuple[list[CachedUtterance], list[CachedUtterance]]:
     """(the records of ``split``, at most ``per_speaker`` of each speaker by name; every record of the cache)
     with the DataModule's own split."""
-    from datamodules.datamodule import TalkingFaceDataModule
-    from datamodules.splits import SPLITS
+    from talking_face.datamodules.datamodule import TalkingFaceDataModule
+    from talking_face.datamodules.splits import SPLITS
 
     if split not in SPLITS:
         raise ValueError(f"{_WHERE}: unknown split {split!r}; known: {list(SPLITS)}")
