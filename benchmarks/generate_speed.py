@@ -9,7 +9,7 @@ length) is turned into an mp4 with ``TalkingFacePipeline.write``, exactly as the
 - ``photo``: the Grace Hopper photo that ships with matplotlib (never in the shipped training) + the speech
   as a 16 kHz wav;
 - ``clip``: a 640x360, 30 fps mp4 of that photo drifting a few pixels (dubbing: every frame decoded,
-  resampled to 25 fps, tracked, pasted back) + the wav;
+  resampled to 25 fps, tracked, composed at full resolution) + the wav;
 - ``text``: the photo + the sentences as text (the TTS speaks them inside the timing: speech prep grows).
 
 Reported per input and crop size: frames, speech seconds, wall-clock seconds **including decoding,
@@ -17,10 +17,10 @@ detection and encoding**, frames/s and the real-time factor (wall clock / speech
 faster than real time), peak memory (the process's max RSS, ``resource.getrusage``; peak CUDA memory on a
 GPU), and the time of each part, measured by wrapping the functions the pipeline calls (nothing is re-run
 by hand): speech decode / TTS + alignment, face decode / detection + tracking, stage 1, the rest of the plan
-(voice activity, retargeting, motion, crop transforms), Face2Vid, paste-back, the rest of rendering, H.264 +
-AAC encoding (the writer's time minus the frames it waited for). Each measurement runs in a fresh process
-after a warm-up on the same face and 1 s of the speech or its first sentence (lazy imports, the dlib model,
-the TTS engine), so peaks and caches do not leak
+(voice activity, retargeting, motion, crop transforms), Face2Vid, compose (the full-resolution warp, or
+paste-back), the rest of rendering, H.264 + AAC encoding (the writer's time minus the frames it waited for).
+Each measurement runs in a fresh process after a warm-up on the same face and 1 s of the speech or its first
+sentence (lazy imports, the dlib model, the TTS engine), so peaks and caches do not leak
 between rows; loading the checkpoints is reported apart.
 
 Weights: the 128-px rows use the shipped Face2Vid checkpoint when present (else a fresh model of the
@@ -56,7 +56,7 @@ PARTS = (
     "stage 1",
     "plan (VAD, motion, crops)",
     "Face2Vid",
-    "paste-back",
+    "compose",
     "render other",
     "encode (H.264 + AAC)",
     "other",
@@ -108,8 +108,10 @@ def instrument(pipeline, watch: Stopwatch) -> None:
     """Wrap every function of the pipeline's run whose time is reported (see the module docstring)."""
     import talking_face.datamodules.media as media
     import talking_face.generation.face_input as face_input
+    import talking_face.generation.full_resolution as full_resolution
     import talking_face.generation.paste_back as paste_back
     import talking_face.generation.pipeline as pipeline_module
+    from talking_face.lightning_modules.rollout import FrameRollout
 
     cls = pipeline_module.TalkingFacePipeline
     for owner, name, part, generator in (
@@ -120,9 +122,12 @@ def instrument(pipeline, watch: Stopwatch) -> None:
         (pipeline_module, "load_face", "face", False),
         (cls, "_predict_mouth", "stage 1", False),
         (cls, "prepare", "prepare", False),
-        (pipeline.face2vid_model, "generate_sequence", "Face2Vid", False),
-        (paste_back, "face_mask", "paste-back", False),
-        (paste_back, "paste_face", "paste-back", False),
+        (FrameRollout, "run", "Face2Vid", True),
+        (full_resolution, "warp_field", "compose", False),
+        (full_resolution, "mouth_interior", "compose", False),
+        (full_resolution, "render_frame", "compose", False),
+        (paste_back, "face_mask", "compose", False),
+        (paste_back, "paste_face", "compose", False),
         (cls, "render", "render", True),
         (media, "write_video", "write", False),
     ):
@@ -140,8 +145,8 @@ def parts(seconds: dict[str, float], total: float) -> dict[str, float]:
         "stage 1": s["stage 1"],
         "plan (VAD, motion, crops)": s["prepare"] - s["speech"] - s["face"] - s["stage 1"],
         "Face2Vid": s["Face2Vid"],
-        "paste-back": s["paste-back"],
-        "render other": s["render"] - s["Face2Vid"] - s["paste-back"],
+        "compose": s["compose"],
+        "render other": s["render"] - s["Face2Vid"] - s["compose"],
         "encode (H.264 + AAC)": s["write"] - s["render"],
         "other": total - s["prepare"] - s["write"],
     }
@@ -335,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
             _table(HEADER, summary),
             "Real-time factor = wall clock / speech duration (below 1: faster than real time, which at "
             f"{REAL_TIME_FPS:.0f} fps means {REAL_TIME_FPS:.0f} frames/s). The wall clock covers decoding, "
-            "detection, both stages, paste-back and H.264 + AAC encoding, after a short warm-up in the same "
+            "detection, both stages, composing and H.264 + AAC encoding, after a short warm-up in the same "
             "process; loading the checkpoints is the `load s` column.",
             "### Where the time goes (seconds, share of the wall clock)",
             _table(["run", *PARTS], breakdown),

@@ -158,10 +158,12 @@ def _outside(mask: np.ndarray, transform: np.ndarray, shape: tuple[int, int], ma
     return reach == 0
 
 
-def test_pixels_outside_the_face_mask_are_unchanged(pipeline, photo_plan):
+def test_pixels_outside_the_face_mask_are_unchanged(pipeline, media):
+    """The paste-back renderer (full resolution's region is tested in test_full_resolution.py)."""
     from PIL import Image
 
     photo = np.asarray(Image.open(photo_file()).convert("RGB"))
+    photo_plan = pipeline.prepare(media["photo"], media["wav16"], renderer="paste")
     frames = np.concatenate([chunk.frames for chunk in pipeline.render(photo_plan, chunk_frames=16)])
     assert frames.shape == (photo_plan.num_frames, *photo.shape)  # the input's resolution
     for t in range(0, photo_plan.num_frames, 5):

@@ -265,15 +265,3 @@ def test_audio_that_ends_early_is_warned_about_and_used(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the whole file decodes without a word
         load_audio(whole)
-
-
-def test_a_photo_larger_than_the_render_cap_is_shrunk_with_a_notice(tmp_path):
-    import cv2
-
-    from talking_face.errors import InputWarning
-
-    large = cv2.resize(np.asarray(framed()), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 1440 px wide
-    path = _save_image(tmp_path / "large.png", large)
-    with pytest.warns(InputWarning, match=r"large\.png: 1440x1152 px, scaled down to 1024x819"):
-        track = load_face(path, 1)
-    assert max(track.frames.shape[1:3]) == 1024

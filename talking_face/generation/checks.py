@@ -23,6 +23,7 @@ KNOB_RANGES: dict[str, tuple[float, float]] = {
     "chunk_frames": (1, 100_000),
     "max_temporal_mask": (0.0, 1.0),
     "face_index": (0, 1_000),
+    "max_side": (80, 100_000),  # pixels; below about 2 faces' width nothing is left to animate
 }
 """Sane range of each knob (inclusive)."""
 

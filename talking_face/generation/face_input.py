@@ -1,10 +1,12 @@
 """Who will speak: a face photo or a clip -> full frames, tracked 68 landmarks and where a face was found.
 
-A photo is read with its EXIF orientation applied (phone photos) and scaled down to ``max_side`` if larger;
-the face is the largest one found, with a warning when there are several (``face_index`` picks another, in
-order of size). A clip is decoded at the pipeline's frame rate (any input rate) into a frame store on disk,
-never whole into memory, and only as many frames as the speech needs; its landmarks are tracked and
-smoothed, and frames without a face are marked so they can pass through untouched.
+A photo is read with its EXIF orientation applied (phone photos) and kept at its resolution (scaled down
+only to ``max_side`` when one is given); faces are detected on a copy of at most ``DETECT_SIDE`` px and
+their 68 points fitted on the full image, so a 4K photo costs what a 1K one does. The face is the largest
+one found, with a warning when there are several (``face_index`` picks another, in order of size). A clip
+(scaled down to ``max_side`` too, when given) is decoded at the pipeline's frame rate (any input rate) into
+a frame store on disk, never whole into memory, and only as many frames as the speech needs; its landmarks
+are tracked and smoothed, and frames without a face are marked so they can pass through untouched.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ import numpy as np
 
 from talking_face.datamodules.media import MediaError
 from talking_face.errors import InputError, InputWarning
+from talking_face.generation.checks import check_knobs
 
-__all__ = ["MIN_FACE_WIDTH", "FaceError", "FaceTrack", "load_face"]
+__all__ = ["DETECT_SIDE", "MIN_FACE_WIDTH", "FaceError", "FaceTrack", "load_face"]
+
+DETECT_SIDE = 1024
+"""Longest side of the photo copy the face detector scans (the 68 points are fitted at full size)."""
 
 MIN_FACE_WIDTH = 40
 """Narrowest face (pixels between the jaw's ends) worth animating: below it the crop is mostly upsampling."""
@@ -53,12 +59,6 @@ class FaceTrack:
             self._store = None
 
 
-def _detector():
-    from talking_face.datamodules.faces.detector import make_detector
-
-    return make_detector("dlib", upsample=1)
-
-
 def _read_image(path: Path) -> np.ndarray | None:
     """RGB uint8 [H, W, 3] with EXIF orientation applied, or None when ``path`` is not an image."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -70,7 +70,7 @@ def _read_image(path: Path) -> np.ndarray | None:
         return None
 
 
-def _shrink(image: np.ndarray, max_side: int | None, path: Path) -> np.ndarray:
+def _shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
     import cv2
 
     side = max(image.shape[:2])
@@ -78,12 +78,6 @@ def _shrink(image: np.ndarray, max_side: int | None, path: Path) -> np.ndarray:
         return image
     scale = max_side / side
     size = (max(round(image.shape[1] * scale), 1), max(round(image.shape[0] * scale), 1))
-    warnings.warn(
-        f"{path}: {image.shape[1]}x{image.shape[0]} px, scaled down to {size[0]}x{size[1]} (the largest side "
-        f"rendered is {max_side} px); the video has that size",
-        InputWarning,
-        stacklevel=3,
-    )
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
@@ -120,25 +114,28 @@ def load_face(
     max_frames: int,
     face_index: int | None = None,
     smoothing: int = 5,
-    max_side: int | None = 1024,
+    max_side: int | None = None,
     progress: bool = False,
 ) -> FaceTrack:
     """Read a photo or a clip (its first ``max_frames`` frames at the pipeline's rate) and find the face.
 
+    ``max_side``: scale the input down so that its longer side is at most this (None: its own resolution).
+
     Raises ``MediaError`` when the file is neither an image nor a readable video and ``FaceError`` when no
     usable face is in it.
     """
-    from talking_face.datamodules.faces.detector import smooth_landmarks, track_landmarks
+    from talking_face.datamodules.faces.detector import make_detector, smooth_landmarks, track_landmarks
     from talking_face.datamodules.media import iter_video_frames, probe_video
 
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     image = _read_image(path)
-    detector = _detector()
+    detector = make_detector("dlib")
+    check_knobs(max_side=max_side)
     if image is not None:
-        image = _shrink(image, max_side, path)
-        face = _choose(detector.detect(image), path, face_index)
+        image = _shrink(image, max_side)
+        face = _choose(_detect_photo(image, detector), path, face_index)
         return FaceTrack(
             path, "photo", image[None], face.landmarks[None].astype(np.float32), np.ones(1, bool)
         )
@@ -147,7 +144,10 @@ def load_face(
     except MediaError as error:
         raise MediaError(f"{path}: not an image or a video that can be read") from error
     store = tempfile.TemporaryDirectory(prefix="talking-face-clip-")
-    frames = _store_frames(iter_video_frames(path), max_frames, Path(store.name))
+    frames = iter_video_frames(path)
+    if max_side is not None:
+        frames = (_shrink(frame, max_side) for frame in frames)
+    frames = _store_frames(frames, max_frames, Path(store.name))
     first = next((i for i in range(min(len(frames), 50)) if detector.detect(frames[i])), None)
     if first is None:
         store.cleanup()
@@ -156,6 +156,21 @@ def load_face(
     landmarks, found = track_landmarks(iter(frames), detector, progress=progress, prefer=face.landmarks)
     landmarks = smooth_landmarks(landmarks, found, smoothing)
     return FaceTrack(path, "video", frames, landmarks, found, store)
+
+
+def _detect_photo(image: np.ndarray, detector) -> list:
+    """Faces in ``image``: detected on a copy of at most ``DETECT_SIDE`` px, landmarks fitted at full size."""
+    from talking_face.datamodules.faces.detector import FaceDetection
+
+    small = _shrink(image, DETECT_SIDE)
+    if small is image:
+        return detector.detect(image)
+    scale = image.shape[1] / small.shape[1]
+    faces = []
+    for face in detector.detect(small):
+        box = tuple(float((v + 0.5) * scale - 0.5) for v in face.box)
+        faces.append(FaceDetection(box, face.score, detector.fit(image, box)))
+    return faces
 
 
 def _store_frames(frames, max_frames: int, folder: Path) -> np.ndarray:

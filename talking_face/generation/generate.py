@@ -18,6 +18,8 @@ def generate(
     landmarks_checkpoint: str | None = None,
     face2vid_checkpoint: str | None = None,
     size: Literal[128, 256] | None = None,
+    max_side: int | None = None,
+    renderer: Literal["full", "paste"] = "full",
     device: str = "cpu",
     face_index: int | None = None,
     head_motion: float = 1.0,
@@ -42,6 +44,10 @@ def generate(
         landmarks_checkpoint: stage 1 checkpoint (default: the one shipped with the package).
         face2vid_checkpoint: stage 2 checkpoint (default: the one shipped with the package).
         size: face crop size; must match the Face2Vid checkpoint (default: the checkpoint's own).
+        max_side: scale the face input down so that its longer side is at most this many pixels (default:
+            the video keeps the input's resolution, 4K included).
+        renderer: full: the source's own pixels warped at its resolution, the network's only inside the
+            lips; paste: the network's whole face crop pasted back (the former renderer, for comparison).
         device: cpu, cuda, cuda:1, ...
         face_index: which face when there are several (0 = the largest, the default).
         head_motion: head-motion amplitude for a photo, 0 (still) to 3.
@@ -67,6 +73,7 @@ def generate(
     check_knobs(
         face_index=face_index, head_motion=head_motion, blinks=blinks, mouth_scale=mouth_scale,
         smoothing=smoothing, chunk_frames=chunk_frames, max_temporal_mask=max_temporal_mask,
+        max_side=max_side,
     )  # fmt: skip
     check_input_file("face", face)
     check_input_file("audio", audio)
@@ -93,6 +100,7 @@ def generate(
     path = pipeline.write(
         out_path, face, audio, text, voice=voice, face_index=face_index, head_motion=head_motion,
         blinks=blinks, mouth_scale=mouth_scale, smoothing=smoothing, seed=seed, recognise=recognise,
+        max_side=max_side, renderer=renderer,
         chunk_frames=chunk_frames, progress=progress,
     )  # fmt: skip
     print(f"wrote {path}")

@@ -12,9 +12,11 @@ Steps (``prepare`` then ``render``):
 3. stage 1 predicts the mouth in the face-normalised frame from the person's neutral mouth; it is retargeted
    to the person's mouth, eased to rest in pauses, and put into the face (``motion``): a photo gets gentle
    head motion and blinks, a clip keeps its own motion (looped back and forth, or cut, to the speech);
-4. Face2Vid renders the crops autoregressively, chunk by chunk with its previous frames carried across the
-   chunk borders (chunked = one go, bounded memory), and each crop is pasted back into its full frame
-   (``paste_back``); frames of a clip where no face was found pass through unchanged;
+4. Face2Vid renders the crops autoregressively (``rollout``), chunk by chunk with its previous frames carried
+   across the chunk borders (chunked = one go, bounded memory); each output frame is the source (the photo,
+   or the clip frame under it) warped at its own resolution to the driving landmarks, with Face2Vid's pixels
+   only inside the lips (``full_resolution``; ``renderer="paste"`` pastes the whole crop back instead,
+   ``paste_back``); frames of a clip where no face was found pass through unchanged;
 5. ``write`` streams the frames into an H.264 + AAC mp4 with the speech, atomically; the video has exactly
    as many frames as the speech covers (the last partial frame included).
 """
@@ -24,11 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from talking_face.datamodules import timebase
+from talking_face.errors import UsageError
 from talking_face.generation.checks import check_knobs, check_output
 from talking_face.generation.face_input import FaceTrack, load_face
 from talking_face.generation.speech_input import SpeechInput, prepare_speech, voice_activity
@@ -56,7 +60,8 @@ class Plan:
     ``frame_index`` [T] the face frame under each output frame; ``transforms`` [T, 2, 3] frame -> crop;
     ``driving`` [T, 68, 2] the landmarks Face2Vid draws; ``own`` [T, 68, 2] the face's own landmarks there;
     ``mouth`` [T, 20, 2] the retargeted mouth before resting in pauses; ``voiced`` [T] bool;
-    ``reference_crop`` [S, S, 3] uint8 and ``reference_landmarks`` [68, 2] the appearance Face2Vid copies.
+    ``reference_crop`` [S, S, 3] uint8 and ``reference_landmarks`` [68, 2] the appearance Face2Vid copies;
+    ``renderer`` how frames are made (``TalkingFacePipeline.prepare``).
     """
 
     speech: SpeechInput
@@ -70,6 +75,7 @@ class Plan:
     voiced: np.ndarray
     reference_crop: np.ndarray
     reference_landmarks: np.ndarray
+    renderer: Literal["full", "paste"] = "full"
 
     @property
     def num_frames(self) -> int:
@@ -160,6 +166,8 @@ class TalkingFacePipeline:
         smoothing: int = 5,
         seed: int = 0,
         recognise: bool = True,
+        max_side: int | None = None,
+        renderer: Literal["full", "paste"] = "full",
         progress: bool = False,
     ) -> Plan:
         """Speech, face and the driving landmarks of every frame (no pixels generated yet).
@@ -177,6 +185,11 @@ class TalkingFacePipeline:
             seed: the random head motion and blinks follow from it.
             recognise: audio without text: recognise its words and let their phonemes drive stage 1 beside
                 the audio (``speech_input``); False: the audio alone.
+            max_side: scale the face input down so that its longer side is at most this (None: keep its
+                resolution, whatever it is; the output has the input's size).
+            renderer: ``full``: the source's own pixels warped at its resolution, Face2Vid's only inside the
+                lips (``full_resolution``); ``paste``: Face2Vid's whole 128/256-px face crop pasted back
+                (``paste_back``, the renderer before full resolution, kept for comparison).
         """
         from talking_face.datamodules.faces.alignment import (
             estimate_crop_transform,
@@ -188,13 +201,15 @@ class TalkingFacePipeline:
 
         check_knobs(face_index=face_index, head_motion=head_motion, blinks=blinks, mouth_scale=mouth_scale,
                     smoothing=smoothing)  # fmt: skip
+        if renderer not in ("full", "paste"):
+            raise UsageError("renderer", f"give full or paste, got {renderer!r}")
         if progress:
             _status("speaking the text" if audio is None else "reading the speech")
         speech = prepare_speech(audio, text, voice, recognise=recognise)
         if progress:
             _status(f"the mouth follows: {speech.path}", ellipsis=False)
             _status(f"finding the face in {face}")
-        track = load_face(face, speech.num_frames, face_index, smoothing, progress=progress)
+        track = load_face(face, speech.num_frames, face_index, smoothing, max_side, progress=progress)
         size = self.size
         transforms = estimate_crop_transform(track.landmarks, size)
         if track.kind == "video":
@@ -223,6 +238,7 @@ class TalkingFacePipeline:
             voiced=voiced,
             reference_crop=reference_crop,
             reference_landmarks=own_all[reference],
+            renderer=renderer,
         )
 
     @staticmethod
@@ -259,37 +275,62 @@ class TalkingFacePipeline:
     # --- rendering ------------------------------------------------------------------------------------
 
     def render(self, plan: Plan, chunk_frames: int = 50, progress: bool = False) -> Iterator[RenderedChunk]:
-        """Generate and paste the video chunk by chunk (memory bounded by ``chunk_frames``)."""
+        """Generate the video chunk by chunk (memory bounded by ``chunk_frames``), as ``plan.renderer`` says:
+        ``full`` warps the source at its own resolution and takes only the mouth's inside from Face2Vid
+        (``full_resolution``); ``paste`` pastes Face2Vid's whole crop back (``paste_back``)."""
         from tqdm.auto import tqdm
 
-        from talking_face.generation.paste_back import face_mask, paste_face
+        from talking_face.lightning_modules.rollout import FrameRollout
 
         check_knobs(chunk_frames=chunk_frames)
-        model, size, device = self.face2vid_model, plan.size, self.device
-        reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255).to(device)
-        reference_landmarks = torch.from_numpy(plan.reference_landmarks).to(device)
-        previous = previous_landmarks = None
-        keep = model.hparams.num_previous
+        model, device = self.face2vid_model, self.device
+        reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255)
+        rollout = FrameRollout.from_module(model).start(reference, torch.from_numpy(plan.reference_landmarks))
         bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
         for start in range(0, plan.num_frames, chunk_frames):
             stop = min(start + chunk_frames, plan.num_frames)
             landmarks = torch.from_numpy(plan.driving[start:stop]).to(device)
-            made = model.generate_sequence(
-                landmarks, reference, reference_landmarks, previous, previous_landmarks
-            )
-            previous, previous_landmarks = made[-keep:], landmarks[-keep:]
-            crops = made.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            outputs = list(rollout.run(landmarks))
+            crops, drawn = (
+                torch.cat([getattr(out, name) for out in outputs])
+                .clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                for name in ("frame", "hallucinated")
+            )  # fmt: skip
             frames = []
-            for t, crop in zip(range(start, stop), crops, strict=True):
-                source = plan.face.frames[plan.frame_index[t]]
+            for t, crop, new in zip(range(start, stop), crops, drawn, strict=True):
+                source = np.asarray(plan.face.frames[plan.frame_index[t]])
                 if not plan.face.found[plan.frame_index[t]]:
                     frames.append(np.array(source))  # no face here: the frame passes through
                     continue
-                mask = face_mask([plan.driving[t], plan.own[t]], size)
-                frames.append(paste_face(np.asarray(source), crop, plan.transforms[t], mask))
+                frames.append(self._compose(plan, t, source, crop, new))
             bar.update(stop - start)
             yield RenderedChunk(start, crops, np.stack(frames))
         bar.close()
+
+    @staticmethod
+    def _compose(plan: Plan, t: int, source: np.ndarray, crop: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+        """Output frame ``t`` from its source frame and Face2Vid's frame ``crop`` or, at full resolution, its
+        hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as ``plan.renderer`` says.
+
+        Why H and not the frame inside the lips: the shipped checkpoint's reference mask is about 1 there too
+        (0.9997 on Grace Hopper's open mouth), so its frame fills the mouth with the reference's lips
+        stretched open, while H draws the cavity and the teeth."""
+        if plan.renderer == "paste":
+            from talking_face.generation.paste_back import face_mask, paste_face
+
+            mask = face_mask([plan.driving[t], plan.own[t]], plan.size)
+            return paste_face(source, crop, plan.transforms[t], mask)
+        from talking_face.generation.full_resolution import (
+            mouth_interior,
+            newly_visible,
+            render_frame,
+            warp_field,
+        )
+
+        field = warp_field(plan.driving[t], plan.own[t], plan.size)
+        inside, lips = mouth_interior(plan.driving[t], plan.size)
+        inside = newly_visible(inside, plan.own[t], field)
+        return render_frame(source, plan.transforms[t], field, drawn, inside, lips)
 
     # --- the whole job --------------------------------------------------------------------------------
 

@@ -1,0 +1,328 @@
+"""Motion predicted small, applied at full size: a frame made from the source's own pixels, at its resolution.
+
+Face2Vid works on 128- or 256-px crops. Pasting its crop back replaces every pixel of the face by an
+upsampled render, so skin, wrinkles and hair lose the detail they had. Here the output frame is the source
+image (the photo, or the clip's own frame under it) **warped** where the landmarks move, at the source's
+resolution, and the network's pixels enter only where the source cannot show anything: inside the lips.
+
+For output frame t with crop transform ``A`` (frame pixels -> crop pixels, ``datamodules.faces.alignment``),
+driving landmarks ``target`` and the source's own landmarks ``source`` (both [68, 2] crop pixels)::
+
+    c      = A p                                       # every frame pixel p of the face region, in the crop
+    q      = A^-1 (c + g(c) * f(c))                    # where it is found in the source image
+    out(p) = (1 - a(p)) * source_image(q)  +  a(p) * colour_matched(upsampled network H)(p)
+
+- ``f`` (``warp_field``): a thin-plate spline through the 68 landmark displacements ``source_i - target_i``
+  (exact at the landmarks, smooth between them) and a ring of anchors that follow the head's similarity
+  (fitted on the stable points), so head motion, blinks, lips and jaw are one smooth backward flow. It is
+  evaluated on a crop-resolution grid and sampled at every frame pixel through the crop transform (a flow
+  is smooth; its detail is not needed at full size).
+- ``g``: 1 over the face and a smooth falloff (smoothstep over an elliptic radius) to exactly 0 around it:
+  the hair and collar bend a little with the head instead of showing a seam, and everything beyond is the
+  source bit for bit. Only the bounding box of ``g > 0`` is computed, so a 4K frame costs the face region.
+- ``a`` (``mouth_interior``, ``newly_visible``): the driving inner-lip polygon, softened by half a crop
+  pixel, less what the source's own mouth inside (a smile's teeth, a clip's open mouth) shows there. The
+  network's hallucinated image H (what no frame shows) is upsampled bicubically and shifted by the mean
+  colour difference on the lips around it (the network's lips against the warped source lips), so its
+  teeth and cavity take the source's light.
+
+Why not the network's own reference flow Fr: the shipped checkpoint's Fr is its landmark prior (Gaussian
+beads of S/64 px around each point) plus a correction of 0.2 px on average, and its reference mask is about
+1 everywhere, the mouth included (measured on Grace Hopper, 60 frames). Sampled at full size, the beads
+would ripple the face between landmarks; a spline through the same landmark displacements is what that
+flow approximates, without the ripples.
+
+Coordinates: pixel centres at integers, (x, y), x right, y down, as everywhere in the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from talking_face.datamodules.faces.landmark_scheme import STABLE
+
+__all__ = ["WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
+
+_WHERE = "talking_face/generation/full_resolution.py"
+
+_INTERPOLATION = 4  # cv2.INTER_LANCZOS4
+"""How the source is resampled: Lanczos (8x8) keeps more of a photo's detail under sub-pixel motion than
+bicubic (measured on Grace Hopper with head motion: variance of the Laplacian 0.83 of the photo's bicubic)."""
+
+_INNER_LIP = list(range(60, 68))
+_OUTER_LIP = list(range(48, 60))
+_TOUCHING = ((61, 67), (62, 66), (63, 65), (37, 41), (38, 40), (43, 47), (44, 46))
+"""Upper/lower pairs of the inner lips and the eyelids: where they meet in the driving landmarks, two points
+would sit on one spot with two different sources, so they are kept ``min_gap`` apart (a steep but finite
+step: the closed lips' seam)."""
+
+
+@dataclass(frozen=True)
+class WarpField:
+    """A backward flow (crop pixels, falloff applied) on a grid: ``flow`` [G, G, 2] float32 holds the flow at
+    crop points ``origin + step * (i, j)`` (column i, row j); exactly 0 outside ``box`` (x0, y0, x1, y1 crop
+    pixels), which is None when nothing moves."""
+
+    flow: np.ndarray
+    origin: np.ndarray
+    step: float
+    box: tuple[float, float, float, float] | None
+
+
+def _tps_solve(centres: np.ndarray, values: np.ndarray, regularisation: float) -> np.ndarray:
+    """Weights [K + 3, 2] of the thin-plate spline through ``values`` [K, 2] at ``centres`` [K, 2]."""
+    count = len(centres)
+    kernel = _tps_kernel(centres, centres) + regularisation * np.eye(count)
+    affine = np.concatenate([np.ones((count, 1)), centres], axis=1)
+    system = np.zeros((count + 3, count + 3))
+    system[:count, :count], system[:count, count:], system[count:, :count] = kernel, affine, affine.T
+    rhs = np.concatenate([values, np.zeros((3, 2))])
+    try:
+        return np.linalg.solve(system, rhs)
+    except np.linalg.LinAlgError:  # coincident landmarks with different sources: the least-squares spline
+        return np.linalg.lstsq(system, rhs, rcond=None)[0]
+
+
+def _tps_kernel(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``r^2 log r`` [N, K] of points [N, 2] against centres [K, 2]."""
+    squared = (points**2).sum(1)[:, None] + (centres**2).sum(1)[None, :] - 2 * points @ centres.T
+    squared = np.maximum(squared, 1e-30)
+    return 0.5 * squared * np.log(squared)
+
+
+def _tps_eval(points: np.ndarray, centres: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    count = len(centres)
+    return _tps_kernel(points, centres) @ weights[:count] + weights[count] + points @ weights[count + 1 :]
+
+
+def _separate(points: np.ndarray, min_gap: float) -> np.ndarray:
+    """``points`` [68, 2] with each upper/lower pair of ``_TOUCHING`` at least ``min_gap`` apart."""
+    points = np.array(points, np.float64, copy=True)
+    for upper, lower in _TOUCHING:
+        gap = points[lower] - points[upper]
+        distance = float(np.linalg.norm(gap))
+        if distance < min_gap:
+            direction = gap / distance if distance > 1e-6 else np.array([0.0, 1.0])
+            middle = (points[upper] + points[lower]) / 2
+            points[upper], points[lower] = middle - direction * min_gap / 2, middle + direction * min_gap / 2
+    return points
+
+
+def _ellipse(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre [2] and half-axes [2] of the landmarks' bounding box (crop pixels)."""
+    low, high = points.min(0), points.max(0)
+    return (low + high) / 2, np.maximum((high - low) / 2, 1.0)
+
+
+def warp_field(
+    target: np.ndarray,
+    source: np.ndarray,
+    size: int,
+    grid: int = 64,
+    inner: float = 1.4,
+    outer: float = 2.2,
+) -> WarpField:
+    """The backward flow that moves ``source`` landmarks onto ``target`` ones, with its falloff.
+
+    Args:
+        target: [68, 2] landmarks of the frame being made, crop pixels of a ``size`` crop.
+        source: [68, 2] the same points on the source image, in the same crop.
+        size: S, the crop side (sets the scale of the lip gap kept open).
+        grid: samples of the field along each side of its box.
+        inner, outer: the falloff runs from ``inner`` to ``outer`` times the landmarks' half-extent (an
+            elliptic radius about their box's centre): 1 inside, 0 beyond.
+    Returns:
+        ``WarpField``: where the output pixel at crop point c reads the source, ``c + flow(c)``.
+    """
+    target = np.asarray(target, np.float64)
+    source = np.asarray(source, np.float64)
+    if target.shape != (68, 2) or source.shape != (68, 2):
+        raise ValueError(f"{_WHERE}: want target and source [68, 2], got {target.shape} and {source.shape}")
+    if not (np.isfinite(target).all() and np.isfinite(source).all()):
+        raise ValueError(f"{_WHERE}: landmarks hold NaN or inf values")
+    if np.abs(target - source).max() < 1e-6:
+        return WarpField(np.zeros((2, 2, 2), np.float32), np.zeros(2), 1.0, None)
+    from talking_face.datamodules.faces.alignment import similarity_fit, transform_points
+
+    target = _separate(target, size / 128)
+    head = similarity_fit(target[list(STABLE)], source[list(STABLE)])  # target crop px -> source crop px
+    centre, axes = _ellipse(target)
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    anchors = np.concatenate([centre + inner * axes * circle, centre + outer * axes * circle])
+    centres = np.concatenate([target, anchors])
+    values = np.concatenate([source - target, transform_points(anchors, head) - anchors])
+    unit = float(size)  # solve in crop sides: a well-conditioned system at any crop size
+    weights = _tps_solve(centres / unit, values / unit, 1e-6)
+    low, high = centre - outer * axes, centre + outer * axes
+    step = float((high - low).max() / (grid - 1))
+    xs = low[0] + step * np.arange(grid)
+    ys = low[1] + step * np.arange(grid)
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    flow = _tps_eval(points / unit, centres / unit, weights) * unit
+    radius = np.hypot(*((points - centre) / axes).T)
+    fade = np.clip((outer - radius) / (outer - inner), 0.0, 1.0)
+    fade = fade * fade * (3 - 2 * fade)  # smoothstep: no kink where the falloff starts or ends
+    flow = (flow * fade[:, None]).reshape(grid, grid, 2).astype(np.float32)
+    box = (float(low[0]), float(low[1]), float(low[0] + step * (grid - 1)), float(low[1] + step * (grid - 1)))
+    return WarpField(flow, low, step, box)
+
+
+def mouth_interior(target: np.ndarray, size: int, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 [size, size] masks in crop pixels from the driving landmarks ``target`` [68, 2]: the inside
+    of the inner lips (where the network's pixels go; soft by half a pixel) and the lips themselves (the band
+    where its colour is matched to the source's)."""
+    import cv2
+
+    def fill(points: np.ndarray) -> np.ndarray:
+        canvas = np.zeros((size * scale, size * scale), np.uint8)
+        polygon = np.round((np.asarray(points) + 0.5) * scale * 16 - 8).astype(np.int32)  # 4 fractional bits
+        cv2.fillPoly(canvas, [polygon], 255, lineType=cv2.LINE_AA, shift=4)
+        return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+    target = np.asarray(target, np.float64)
+    inside = cv2.GaussianBlur(fill(target[_INNER_LIP]), (0, 0), 0.5)
+    lips = np.clip(fill(target[_OUTER_LIP]) - cv2.dilate(inside, np.ones((3, 3), np.uint8)), 0, 1)
+    return inside, lips
+
+
+def newly_visible(inside: np.ndarray, source: np.ndarray, field: WarpField) -> np.ndarray:
+    """Float32 [S, S]: the part of the driving mouth's inside ``inside`` [S, S] (``mouth_interior``) that the
+    source cannot show, i.e. minus the source's own mouth inside (its inner lips ``source`` [68, 2], crop
+    pixels) as the field carries it there. A smile's teeth in the photo, or an open mouth in a dubbed clip,
+    stay the source's own pixels (stretched with the lips when the mouth opens wider); the network fills a
+    mouth that the source shows closed."""
+    import cv2
+
+    size = inside.shape[0]
+    source = np.asarray(source, np.float64)
+    gap = float(np.mean([np.linalg.norm(source[lower] - source[upper]) for upper, lower in _TOUCHING[:3]]))
+    shown = np.clip((gap - size / 128) / (2 * size / 128), 0.0, 1.0)  # a closed mouth's seam shows nothing
+    own, _ = mouth_interior(source, size)
+    own = shown * np.minimum(2 * own, 1)  # its soft edge counts as shown: no half-network rim at its teeth
+    if field.box is None or not own.any():
+        return (inside * (1 - own)).astype(np.float32)
+    points = np.arange(size, dtype=np.float64)
+    grid = ((points - field.origin[0]) / field.step)[None, :].repeat(size, 0).astype(np.float32)
+    rows = ((points - field.origin[1]) / field.step)[:, None].repeat(size, 1).astype(np.float32)
+    flow = cv2.remap(field.flow, grid, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    points = np.arange(size, dtype=np.float32)
+    seen = cv2.remap(
+        own, points[None, :] + flow[..., 0], points[:, None] + flow[..., 1], cv2.INTER_LINEAR, borderValue=0
+    )
+    return (inside * (1 - seen)).astype(np.float32)
+
+
+def _frame_box(box: tuple[float, float, float, float], inverse: np.ndarray, shape: tuple[int, int]):
+    """Frame-pixel box (x0, y0, x1, y1), ends exclusive, that holds the crop box; None if off the frame."""
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
+    spots = corners @ inverse[:, :2].T + inverse[:, 2]
+    height, width = shape
+    fx0, fy0 = np.maximum(np.floor(spots.min(0)).astype(int) - 1, 0)
+    fx1, fy1 = np.minimum(np.ceil(spots.max(0)).astype(int) + 2, [width, height])
+    if fx1 <= fx0 or fy1 <= fy0:
+        return None
+    return int(fx0), int(fy0), int(fx1), int(fy1)
+
+
+def render_frame(
+    image: np.ndarray,
+    transform: np.ndarray,
+    field: WarpField,
+    made: np.ndarray | None = None,
+    inside: np.ndarray | None = None,
+    lips: np.ndarray | None = None,
+) -> np.ndarray:
+    """The output frame [H, W, 3] uint8: ``image`` [H, W, 3] uint8 warped by ``field``, with ``made``.
+
+    Args:
+        image: the source at its own resolution (the photo, or the clip frame under this output frame).
+        transform: [2, 3] frame pixels -> crop pixels of the crop the field and masks live in.
+        field: ``warp_field`` of this frame.
+        made: [S, S, 3] uint8 the network's pixels (its H; None: the warp alone).
+        inside, lips: [S, S] masks from ``mouth_interior`` (needed with ``made``).
+    Pixels outside the field's box, and inside it where the flow is 0 and no network pixel enters, are the
+    source's bit for bit.
+    """
+    import cv2
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"{_WHERE}: want image [H, W, 3] uint8, got {image.shape} {image.dtype}")
+    out = image.copy()
+    if field.box is None:
+        return out
+    transform = np.asarray(transform, np.float64)
+    inverse = cv2.invertAffineTransform(transform)
+    region = _frame_box(field.box, inverse, image.shape[:2])
+    if region is None:
+        return out
+    x0, y0, x1, y1 = region
+    # the field on every frame pixel of the box: box pixel -> crop point -> grid point is one affine map
+    to_grid = np.concatenate([transform[:, :2], transform[:, 2:] - field.origin[:, None]], 1) / field.step
+    to_grid[:, 2] += to_grid[:, :2] @ np.array([x0, y0], np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    flow = cv2.warpAffine(field.flow, to_grid, (x1 - x0, y1 - y0), flags=flags, borderValue=0)
+    moving = (flow[..., 0] != 0) | (flow[..., 1] != 0)
+    # the crop flow back in frame pixels: q = A^-1 (c + f) = p + A_lin^-1 f
+    (l00, l01), (l10, l11) = inverse[:, :2].tolist()
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    reach = int(np.ceil(np.abs(field.flow).max() * max(abs(l00) + abs(l01), abs(l10) + abs(l11)))) + 5
+    sx0, sy0 = max(x0 - reach, 0), max(y0 - reach, 0)
+    sx1, sy1 = min(x1 + reach, image.shape[1]), min(y1 + reach, image.shape[0])
+    qx = (xs - sx0) + l00 * flow[..., 0] + l01 * flow[..., 1]
+    qy = (ys - sy0) + l10 * flow[..., 0] + l11 * flow[..., 1]
+    warped = cv2.remap(image[sy0:sy1, sx0:sx1], qx, qy, _INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
+    box = out[y0:y1, x0:x1]
+    np.copyto(box, warped, where=moving[..., None])  # where the flow is 0 the source stays as it was
+    if made is not None:
+        if inside is None or lips is None:
+            raise ValueError(f"{_WHERE}: network pixels need the inside and lips masks of mouth_interior")
+        _blend_made(box, (x0, y0), transform, inverse, made, inside, lips)
+    return out
+
+
+def _blend_made(
+    result: np.ndarray,
+    corner: tuple[int, int],
+    transform: np.ndarray,
+    inverse: np.ndarray,
+    made: np.ndarray,
+    inside: np.ndarray,
+    lips: np.ndarray,
+) -> None:
+    """Blend the network's ``made`` crop into ``result`` (uint8 [h, w, 3], frame pixels from ``corner``, in
+    place) where ``inside`` says, shifted by the mean colour difference on ``lips``; only the lips' box is
+    computed."""
+    import cv2
+
+    rows, columns = np.nonzero((inside > 0) | (lips > 0))
+    if rows.size == 0 or not (inside > 0).any():
+        return
+    mouth = (columns.min() - 1.0, rows.min() - 1.0, columns.max() + 1.0, rows.max() + 1.0)
+    region = _frame_box(mouth, inverse, (corner[1] + result.shape[0], corner[0] + result.shape[1]))
+    if region is None:
+        return
+    x0, y0 = max(region[0], corner[0]), max(region[1], corner[1])
+    x1, y1 = region[2], region[3]
+    if x1 <= x0 or y1 <= y0:
+        return
+    shifted = transform.copy()
+    shifted[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)  # sub-box pixel (0, 0) = (x0, y0)
+    size = (x1 - x0, y1 - y0)
+    flags = cv2.WARP_INVERSE_MAP
+    alpha = cv2.warpAffine(inside, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
+    face = cv2.warpAffine(made, shifted, size, flags=flags | cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    face = face.astype(np.float32)
+    band = cv2.warpAffine(lips, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
+    view = result[y0 - corner[1] : y1 - corner[1], x0 - corner[0] : x1 - corner[0]]
+    target = view.astype(np.float32)
+    if band.sum() > 1:
+        face += ((target - face) * (band[..., None] / band.sum())).sum((0, 1))  # the lips' mean offset
+    alpha = alpha[..., None]
+    blended = np.clip(np.rint((1 - alpha) * target + alpha * face), 0, 255).astype(np.uint8)
+    np.copyto(view, blended, where=alpha > 0)
