@@ -197,6 +197,7 @@ class TalkingFacePipeline:
             transform_points,
             warp_to_crop,
         )
+        from talking_face.datamodules.preprocess import PreprocessConfig
         from talking_face.generation.motion import photo_motion, replace_mouth, rest_in_silence
 
         check_knobs(face_index=face_index, head_motion=head_motion, blinks=blinks, mouth_scale=mouth_scale,
@@ -213,7 +214,7 @@ class TalkingFacePipeline:
         size = self.size
         transforms = estimate_crop_transform(track.landmarks, size)
         if track.kind == "video":
-            transforms = smooth_transforms(transforms, 9)
+            transforms = smooth_transforms(transforms, PreprocessConfig.crop_smoothing)  # as in training
         own_all = transform_points(track.landmarks, transforms).astype(np.float32)
         index = pingpong_indices(speech.num_frames, len(track))
         reference = self._reference_index(own_all, track.found)
