@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from talking_face.generation.lip_sync import MIN_FRAMES, correlation
+
 __all__ = ["ARTICULATION_KEYS", "BILABIALS", "OPEN_VOWELS", "OPENNESS", "articulation", "openness_track"]
 
 _WHERE = "talking_face/generation/articulation.py"
@@ -44,8 +46,6 @@ OPENNESS: dict[str, float] = {
 """Typical jaw/lip opening of each phone on a 0 (lips shut) to 1 (wide open) scale: a fixed ordering from
 articulatory phonetics (open vowels > mid > close > consonants; p, b, m closed), not fitted to any data."""
 
-_MIN_FRAMES = 3
-
 
 def openness_track(phones: Sequence[str], smooth: int = 3) -> np.ndarray:
     """``OPENNESS`` of each frame's phone [T], moving mean over ``smooth`` frames (edges: the nearest)."""
@@ -57,14 +57,6 @@ def openness_track(phones: Sequence[str], smooth: int = 3) -> np.ndarray:
         return values
     padded = np.pad(values, (smooth // 2, smooth - 1 - smooth // 2), mode="edge")
     return np.convolve(padded, np.ones(smooth) / smooth, mode="valid")
-
-
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < _MIN_FRAMES:
-        return float("nan")
-    x, y = x - x.mean(), y - y.mean()
-    scale = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / scale) if scale > 1e-12 else 0.0
 
 
 def articulation(gap: np.ndarray, phones: Sequence[str], found: np.ndarray | None = None) -> dict[str, float]:
@@ -84,12 +76,12 @@ def articulation(gap: np.ndarray, phones: Sequence[str], found: np.ndarray | Non
     bilabial = np.isin(labels, BILABIALS) & found
     open_vowel = np.isin(labels, OPEN_VOWELS) & found
     speech = (labels != "sil") & found
-    closed = float(np.median(gap[bilabial])) if bilabial.sum() >= _MIN_FRAMES else float("nan")
-    opened = float(np.median(gap[open_vowel])) if open_vowel.sum() >= _MIN_FRAMES else float("nan")
+    closed = float(np.median(gap[bilabial])) if bilabial.sum() >= MIN_FRAMES else float("nan")
+    opened = float(np.median(gap[open_vowel])) if open_vowel.sum() >= MIN_FRAMES else float("nan")
     return {
         "bilabial_ratio": closed / opened if opened > 0 else float("nan"),
-        "openness_corr": _correlation(gap[speech], target[speech]),
-        "gap_spread": float(gap[speech].std()) if speech.sum() >= _MIN_FRAMES else float("nan"),
+        "openness_corr": correlation(gap[speech], target[speech]),
+        "gap_spread": float(gap[speech].std()) if speech.sum() >= MIN_FRAMES else float("nan"),
         "bilabial_frames": float(bilabial.sum()),
         "open_frames": float(open_vowel.sum()),
     }

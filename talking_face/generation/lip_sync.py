@@ -34,6 +34,8 @@ from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 
 __all__ = [
     "LIP_SYNC_KEYS",
+    "MIN_FRAMES",
+    "correlation",
     "detect_landmarks",
     "face_opening",
     "lip_sync",
@@ -44,7 +46,7 @@ __all__ = [
 
 LIP_SYNC_KEYS = ("face_found", "opening_corr", "best_lag", "pause_opening", "speech_opening", "pause_ratio")
 """What ``lip_sync`` returns, in order."""
-_MIN_FRAMES = 3
+MIN_FRAMES = 3
 """Fewer found frames than this give NaN: no correlation or mean worth reporting."""
 
 
@@ -100,9 +102,9 @@ def mouth_lmd(
     return float(metric.compute())
 
 
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation; 0 when either side is constant (a mouth that never moves follows nothing)."""
-    if len(x) < _MIN_FRAMES:
+    if len(x) < MIN_FRAMES:
         return float("nan")
     x, y = x - x.mean(), y - y.mean()
     scale = np.sqrt((x * x).sum() * (y * y).sum())
@@ -124,7 +126,7 @@ def opening_sync(
     def at(lag: int) -> float:
         t = np.arange(max(lag, 0), len(opening) + min(lag, 0))
         keep = t[found[t]]
-        return _correlation(opening[keep], envelope[keep - lag])
+        return correlation(opening[keep], envelope[keep - lag])
 
     lags = range(-max_lag, max_lag + 1)
     scores = np.array([at(lag) for lag in lags])
@@ -137,7 +139,7 @@ def rest_opening(opening: np.ndarray, voiced: np.ndarray, found: np.ndarray) -> 
 
     def mean(where: np.ndarray) -> float:
         where = where & found
-        return float(opening[where].mean()) if where.sum() >= _MIN_FRAMES else float("nan")
+        return float(opening[where].mean()) if where.sum() >= MIN_FRAMES else float("nan")
 
     voiced = np.asarray(voiced, bool)
     return mean(~voiced), mean(voiced)
