@@ -150,7 +150,10 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path, signum):
     command = [sys.executable, "-m", "talking_face.cli", "generate", "--face", str(GRACE), "--audio",
                str(long_speech), "--out", str(out)]  # fmt: skip
     env = {**os.environ, "TMPDIR": str(scratch), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    # as from a terminal: a background job of a shell (CI) starts with SIGINT ignored, which Python keeps
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint
+    )
     deadline = time.monotonic() + 240
     seen = ""
     while "generate:" not in seen and time.monotonic() < deadline:  # wait for frames to be written
@@ -190,3 +193,7 @@ def _streams(path: Path) -> str:
 
     probe = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)]
     return subprocess.run(probe, capture_output=True, text=True).stderr
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
