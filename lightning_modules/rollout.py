@@ -37,6 +37,8 @@ class FrameRollout:
         sketch_sigma: half-width of the sketch lines in pixels (None: the rasteriser's default, S / 128).
         prior_sigma: reach of each landmark in the landmark prior (None: S / 64).
         use_landmark_prior: give the generator the flows the landmarks imply (as in training).
+        max_temporal_mask: cap on the share of each frame warped from the previous one
+            (``TalkingFacePipeline`` says why); 1 = as trained.
     """
 
     def __init__(
@@ -46,8 +48,10 @@ class FrameRollout:
         sketch_sigma: float | None = None,
         prior_sigma: float | None = None,
         use_landmark_prior: bool = True,
+        max_temporal_mask: float = 1.0,
     ) -> None:
         self.generator = generator
+        self.max_temporal_mask = max_temporal_mask
         self.size = int(image_size)
         self.sketch_sigma = sketch_sigma
         self.prior_sigma = prior_sigma
@@ -58,10 +62,11 @@ class FrameRollout:
         self._last: Tensor | None = None
 
     @classmethod
-    def from_module(cls, module) -> FrameRollout:
+    def from_module(cls, module, max_temporal_mask: float = 1.0) -> FrameRollout:
         """The rollout of a ``Face2VidModule`` (its generator and hyperparameters)."""
         hp = module.hparams
-        return cls(module.generator, hp.image_size, hp.sketch_sigma, hp.prior_sigma, hp.use_landmark_prior)
+        return cls(module.generator, hp.image_size, hp.sketch_sigma, hp.prior_sigma, hp.use_landmark_prior,
+                   max_temporal_mask)  # fmt: skip
 
     @property
     def device(self) -> torch.device:
@@ -120,6 +125,7 @@ class FrameRollout:
                 self._sketches if use_flow else None,
                 reference_prior,
                 previous_prior,
+                self.max_temporal_mask,
             )
             self._frames = torch.cat([self._frames[:, 1:], out.frame[:, None]], 1)
             self._sketches = torch.cat([self._sketches[:, 1:], sketch[:, None]], 1)

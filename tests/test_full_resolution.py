@@ -234,6 +234,24 @@ def test_frame_rollout_makes_the_modules_frames_in_chunks(tiny_face2vid):
     )
 
 
+def test_the_rollout_caps_the_temporal_mask_it_is_given(tiny_face2vid):
+    module = tiny_face2vid(seed=3).eval()
+    size = module.hparams.image_size
+    reference_landmarks = torch.from_numpy(_face(size)).float()
+    landmarks = reference_landmarks[None].repeat(3, 1, 1)
+    reference = torch.rand(3, size, size)
+
+    def masks(cap: float) -> torch.Tensor:
+        rollout = FrameRollout.from_module(module, max_temporal_mask=cap).start(
+            reference, reference_landmarks
+        )
+        return torch.stack([out.mask for out in rollout.run(landmarks)])
+
+    assert masks(1.0).max() > 0.5  # at init the generator copies its previous frame
+    assert masks(0.3).max() <= 0.3
+    assert not hasattr(module.generator, "max_temporal_mask")  # a run's knob, not the network's state
+
+
 def test_a_face_at_the_image_border_renders_at_full_size(pipeline, speech, tmp_path):
     """The face's box and its falloff run off the left and bottom edges: clipped, not a crash."""
     from PIL import Image

@@ -155,8 +155,6 @@ class Face2VidGenerator(nn.Module):
         self.use_flow = use_flow
         self.use_attention = use_attention
         self.use_reference_warp = use_reference_warp
-        self.max_temporal_mask = 1.0
-        """Cap on the temporal mask M, set at inference (``TalkingFacePipeline`` says why); 1 = as trained."""
         # the sketch, the reference (as given, and warped by its prior) and its sketch; with the temporal flow
         # also the K previous frames, their sketches and the last one warped by its prior
         inputs = 2 * sketch_channels + 6 + ((num_previous * (3 + sketch_channels) + 3) if use_flow else 0)
@@ -189,6 +187,7 @@ class Face2VidGenerator(nn.Module):
         previous_sketches: Tensor | None = None,
         reference_prior: Tensor | None = None,
         previous_prior: Tensor | None = None,
+        max_temporal_mask: float = 1.0,
     ) -> GeneratorOutput:
         """Make frame t.
 
@@ -201,6 +200,8 @@ class Face2VidGenerator(nn.Module):
             previous_sketches: [B, K, Cs, S, S] their sketches.
             reference_prior: [B, 2, S, S] landmark flow from the reference to frame t, or None (zero).
             previous_prior: [B, 2, S, S] landmark flow from frame t-1 to frame t, or None (zero).
+            max_temporal_mask: cap on the temporal mask M, for inference (``TalkingFacePipeline`` says
+                why); 1 = as trained.
         Returns:
             ``GeneratorOutput`` of [B, ., S, S] tensors.
         """
@@ -239,7 +240,7 @@ class Face2VidGenerator(nn.Module):
         frame = appearance
         if self.use_flow:
             out["flow"] = flow = _plus(previous_prior, flows[:, 0:2])
-            out["mask"] = mask = torch.sigmoid(motion[:, 2:3]).clamp(max=self.max_temporal_mask)
+            out["mask"] = mask = torch.sigmoid(motion[:, 2:3]).clamp(max=max_temporal_mask)
             out["warped_previous"] = warped_previous = warp(previous[:, -1], flow)
             frame = mask * warped_previous + (1 - mask) * appearance
         return GeneratorOutput(frame=frame, **out)

@@ -128,7 +128,7 @@ class TalkingFacePipeline:
         self.device = torch.device(device)
         self.landmark_model = landmark_model.to(self.device).eval()
         self.face2vid_model = face2vid_model.to(self.device).eval()
-        self.face2vid_model.generator.max_temporal_mask = max_temporal_mask
+        self.max_temporal_mask = max_temporal_mask
 
     @classmethod
     def from_checkpoints(
@@ -286,7 +286,8 @@ class TalkingFacePipeline:
         check_knobs(chunk_frames=chunk_frames)
         model, device = self.face2vid_model, self.device
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255)
-        rollout = FrameRollout.from_module(model).start(reference, torch.from_numpy(plan.reference_landmarks))
+        rollout = FrameRollout.from_module(model, self.max_temporal_mask)
+        rollout.start(reference, torch.from_numpy(plan.reference_landmarks))
         bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
         for start in range(0, plan.num_frames, chunk_frames):
             stop = min(start + chunk_frames, plan.num_frames)
