@@ -146,16 +146,21 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
-def _redeliver_swallowed(unraisable) -> None:
-    """An interruption raised inside a finaliser (a ``__del__``, logging's fork hooks) is dropped by Python:
-    send the signal again a moment later, from another thread, so that it lands where it unwinds the run."""
-    if isinstance(unraisable.exc_value, KeyboardInterrupt):
-        import threading
+def _redeliver_swallowed(previous_hook: Callable) -> Callable:
+    """An unraisable-exception hook: an interruption raised inside a finaliser (a ``__del__``, logging's fork
+    hooks) is dropped by Python, so send the signal again a moment later, from another thread, to land where
+    it unwinds the run; anything else goes to ``previous_hook``."""
 
-        signum = signal.SIGTERM if isinstance(unraisable.exc_value, _Terminated) else signal.SIGINT
-        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
-        return
-    sys.__unraisablehook__(unraisable)
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            import threading
+
+            signum = signal.SIGTERM if isinstance(unraisable.exc_value, _Terminated) else signal.SIGINT
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        previous_hook(unraisable)
+
+    return hook
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -165,8 +170,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 @contextlib.contextmanager
 def _user_facing(prog: str, debug: bool) -> Iterator[None]:
     """Report usage and input errors in one line (exit 2 and 1) and interruptions (130, 143)."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    sys.unraisablehook = _redeliver_swallowed
+    previous, previous_hook = signal.signal(signal.SIGTERM, _terminate), sys.unraisablehook
+    sys.unraisablehook = _redeliver_swallowed(previous_hook)
     try:
         yield
     except UsageError as error:
@@ -188,7 +193,7 @@ def _user_facing(prog: str, debug: bool) -> Iterator[None]:
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     finally:
         signal.signal(signal.SIGTERM, previous)
-        sys.unraisablehook = sys.__unraisablehook__
+        sys.unraisablehook = previous_hook
 
 
 def main(argv: list[str] | None = None) -> None:
