@@ -24,7 +24,7 @@ lock:
 
 # A packaged real photo (matplotlib's Grace Hopper: never seen in training) says a sentence, with the shipped
 # checkpoints: outputs/demo.mp4.
-PHOTO = $(shell $(BIN)/python -c "from talking_face.datamodules.synthetic.photos import packaged_photos as p; \
+PHOTO = $(shell $(BIN)/python -c "from talking_face.datamodules.faces.photos import packaged_photos as p; \
 	print({x.name: x for x in p()}['grace_hopper'].file())" 2>/dev/null)
 demo: install
 	$(MAKE) --no-print-directory demo-video

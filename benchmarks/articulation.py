@@ -200,8 +200,8 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from talking_face.datamodules import timebase
+    from talking_face.datamodules.faces.photos import packaged_photos
     from talking_face.datamodules.phonemes import VOCAB
-    from talking_face.datamodules.synthetic.photos import packaged_photos
     from talking_face.generation.articulation import articulation
     from talking_face.generation.pipeline import TalkingFacePipeline
 

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("WANDB_MODE", "disabled")
     torch.set_num_threads(args.threads)
 
-    from talking_face.datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.faces.photos import packaged_photos
     from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
     from talking_face.generation.finetune import face_videos, own_previous_reached, train_on
     from talking_face.lightning_modules.face2vid_evaluation import (

@@ -225,9 +225,9 @@ def make_inputs(folder: Path, seconds: float) -> dict:
     import soundfile
 
     from talking_face.datamodules import timebase
+    from talking_face.datamodules.faces.photos import load_photo, packaged_photos
     from talking_face.datamodules.media import write_video
     from talking_face.datamodules.synthetic.corpus import grid_sentence
-    from talking_face.datamodules.synthetic.photos import load_photo, packaged_photos
     from talking_face.generation.speech_input import prepare_speech
 
     rng = np.random.default_rng(0)

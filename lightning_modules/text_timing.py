@@ -26,7 +26,7 @@ from talking_face.datamodules import timebase
 from talking_face.datamodules.segments import Segment
 
 if TYPE_CHECKING:
-    from talking_face.datamodules.synthetic.tts import Speech, Voice
+    from talking_face.datamodules.tts import Speech, Voice
     from talking_face.lightning_modules.landmark_module import LandmarkModule
 
 __all__ = [
@@ -117,7 +117,7 @@ def timing_from_tts(text: str, voice: Voice | None = None) -> tuple[TextTiming, 
     Returns the timing and the ``Speech`` (audio at the engine's rate: resample to
     ``timebase.SAMPLE_RATE`` before computing features; the frame count here already matches).
     """
-    from talking_face.datamodules.synthetic.tts import default_voices, synthesize
+    from talking_face.datamodules.tts import default_voices, synthesize
 
     speech = synthesize(text, voice if voice is not None else default_voices()[0])
     num_frames = timebase.num_frames_for(round(speech.duration * timebase.SAMPLE_RATE))

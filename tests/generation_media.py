@@ -26,7 +26,7 @@ def spoken(text: str = SENTENCE) -> np.ndarray:
 
 
 def _photo(name: str):
-    from talking_face.datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.faces.photos import packaged_photos
 
     return next(photo for photo in packaged_photos() if photo.name == name)
 
@@ -39,7 +39,7 @@ def photo_file(name: str = "grace_hopper") -> Path:
 @functools.cache
 def framed(name: str = "grace_hopper") -> np.ndarray:
     """The photo framed like a GRID frame, RGB uint8 [288, 360, 3] (read-only: cached)."""
-    from talking_face.datamodules.synthetic.photos import load_photo
+    from talking_face.datamodules.faces.photos import load_photo
 
     image = load_photo(_photo(name))
     image.flags.writeable = False

@@ -32,7 +32,7 @@ def app_client(tiny_face2vid, tmp_path_factory):
 
 
 def _grace_hopper():
-    from talking_face.datamodules.synthetic.photos import packaged_photos
+    from talking_face.datamodules.faces.photos import packaged_photos
 
     return next(photo.file() for photo in packaged_photos() if photo.name == "grace_hopper")
 
@@ -41,7 +41,7 @@ def _ask(client, *, photo=None, text=""):
     """Call ``/generate`` as the page does: a photo, the text, the first voice, the default knobs."""
     from gradio_client import handle_file
 
-    from talking_face.datamodules.synthetic.tts import default_voices
+    from talking_face.datamodules.tts import default_voices
 
     return client.predict(
         photo=None if photo is None else handle_file(str(photo)),
@@ -61,7 +61,7 @@ def test_text_and_a_photo_give_a_playable_video_as_long_as_the_speech(app_client
 
     from talking_face.datamodules import timebase
     from talking_face.datamodules.media import probe_video, read_video
-    from talking_face.datamodules.synthetic.tts import default_voices
+    from talking_face.datamodules.tts import default_voices
     from talking_face.generation.speech_input import prepare_speech
 
     path = _ask(app_client, photo=_grace_hopper(), text=TEXT)

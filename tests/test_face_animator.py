@@ -15,17 +15,16 @@ from phone_segments import utterance
 
 from talking_face.datamodules import timebase
 from talking_face.datamodules.faces.detector import make_detector
+from talking_face.datamodules.faces.motion import blink_track, inter_ocular
 from talking_face.datamodules.faces.mouth import mouth_opening
+from talking_face.datamodules.faces.photos import load_photo, packaged_photos
 from talking_face.datamodules.segments import Segment
 from talking_face.datamodules.synthetic.face_animator import (
     FaceAnimator,
     articulate,
-    blink_track,
-    inter_ocular,
     tps_transform,
     tps_warp_points,
 )
-from talking_face.datamodules.synthetic.photos import load_photo, packaged_photos
 from talking_face.datamodules.synthetic.visemes import NUM_PARAMS, SpeakerStyle, articulation_track
 
 STILL = SpeakerStyle(blink_rate=0.0, head_motion=0.0, anticipation_s=0.0)

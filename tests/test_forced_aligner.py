@@ -13,7 +13,7 @@ import pytest
 from talking_face.datamodules.alignment import check_alignment
 from talking_face.datamodules.forced_aligner import Alignment, force_align
 from talking_face.datamodules.phonemes import VOCAB
-from talking_face.datamodules.synthetic.tts import Voice, available_voices, synthesize
+from talking_face.datamodules.tts import Voice, available_voices, synthesize
 
 GRID_TEXT = "bin blue at f two now"
 WRONG_TEXT = "place red by g nine soon"  # same grammar, every word different

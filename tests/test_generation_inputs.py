@@ -160,8 +160,8 @@ def test_text_that_does_not_match_the_speech_warns_and_falls_back_to_audio(tmp_p
 def test_text_only_frames_cover_every_resampled_sample(monkeypatch):
     """A 32 kHz voice (festival's HTS) speaking 1280 k + 1 samples: 16 kHz speech of 640 k + 1 samples (the
     resampler rounds up) needs k + 1 frames, though the engine's duration rounds to 640 k samples."""
+    from talking_face.datamodules import tts
     from talking_face.datamodules.segments import Segment
-    from talking_face.datamodules.synthetic import tts
 
     samples = 1280 * 30 + 1
     fake = tts.Speech(np.full(samples, 0.1, np.float32), 32_000, [Segment("B", 0.0, samples / 32_000)], [])

@@ -7,10 +7,10 @@ import threading
 import numpy as np
 import pytest
 
+from talking_face.datamodules import tts
 from talking_face.datamodules.alignment import check_alignment
 from talking_face.datamodules.phonemes import PHONEMES, words_of
-from talking_face.datamodules.synthetic import tts
-from talking_face.datamodules.synthetic.tts import Speech, Voice, available_voices, default_voices, synthesize
+from talking_face.datamodules.tts import Speech, Voice, available_voices, default_voices, synthesize
 
 LABELS = {*PHONEMES, "sil"}
 VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}

@@ -55,7 +55,7 @@ class SpeakerSpec:
     name: str
     photo: str
     mirrored: bool
-    voice: object  # talking_face.datamodules.synthetic.tts.Voice
+    voice: object  # talking_face.datamodules.tts.Voice
     style: object  # talking_face.datamodules.synthetic.visemes.SpeakerStyle
 
 
@@ -64,9 +64,9 @@ def make_speakers(count: int, seed: int = 0) -> list[SpeakerSpec]:
 
     Faces and voices advance together, so consecutive speakers differ in both.
     """
-    from talking_face.datamodules.synthetic.photos import packaged_photos
-    from talking_face.datamodules.synthetic.tts import default_voices
+    from talking_face.datamodules.faces.photos import packaged_photos
     from talking_face.datamodules.synthetic.visemes import SpeakerStyle
+    from talking_face.datamodules.tts import default_voices
 
     faces = [(photo.name, mirrored) for mirrored in (False, True) for photo in packaged_photos()]
     voices = default_voices()
@@ -94,9 +94,9 @@ def synthesize_corpus(
         progress: show a progress bar.
     """
     from talking_face.datamodules.faces.detector import make_detector
+    from talking_face.datamodules.faces.photos import load_photo, packaged_photos
     from talking_face.datamodules.media import write_video
     from talking_face.datamodules.synthetic.face_animator import FaceAnimator
-    from talking_face.datamodules.synthetic.photos import load_photo, packaged_photos
 
     out = Path(out)
     specs = make_speakers(speakers, seed)
@@ -134,7 +134,7 @@ def _speak(text: str, voice):
     from dataclasses import replace
 
     from talking_face.datamodules.segments import Segment
-    from talking_face.datamodules.synthetic.tts import synthesize
+    from talking_face.datamodules.tts import synthesize
 
     words = text.split()
     if voice.engine != "espeak" or words[3] != "a":

@@ -38,21 +38,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talking_face.datamodules import timebase
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
+from talking_face.datamodules.faces.motion import (
+    JAW,
+    JAW_FOLLOW,
+    apply_blinks,
+    blink_track,
+    face_down_direction,
+    head_motion_track,
+    inter_ocular,
+    pose_matrices,
+    transform_landmarks,
+)
 from talking_face.datamodules.segments import Segment
 from talking_face.datamodules.synthetic.visemes import PARAMS, SpeakerStyle, articulation_track
 
 __all__ = [
     "Animation",
     "FaceAnimator",
-    "apply_blinks",
     "articulate",
-    "blink_track",
-    "head_motion_track",
-    "inter_ocular",
-    "pose_matrices",
-    "transform_landmarks",
     "tps_transform",
     "tps_warp_points",
 ]
@@ -68,11 +72,8 @@ _INNER_UPPER = np.array([61, 62, 63]) - _M  # facing _INNER_LOWER column by colu
 _INNER_LOWER = np.array([67, 66, 65]) - _M
 
 # Jaw contour points 3-13 follow the chin down with these weights (the jaw hinges near the ears).
-_JAW = np.arange(3, 14)
-_JAW_WEIGHT = np.array([0.08, 0.25, 0.5, 0.75, 0.92, 1.0, 0.92, 0.75, 0.5, 0.25, 0.08])
 
 # Upper eyelid point -> the lower eyelid point below it.
-_EYELIDS = np.array([[37, 41], [38, 40], [43, 47], [44, 46]])
 
 # Motion amplitudes in units of the inter-ocular distance (iod) at full parameter value.
 _CHIN_DROP = 0.28  # jaw_open = 1 lowers the chin by 0.28 iod (about 17 mm)
@@ -103,11 +104,6 @@ class Animation:
     frames: np.ndarray
     landmarks: np.ndarray
     articulation: np.ndarray
-
-
-def inter_ocular(landmarks: np.ndarray) -> np.ndarray:
-    """Distance between the eye centres (means of points 36-41 and 42-47) of landmarks [..., 68, 2]: [...]."""
-    return np.linalg.norm(landmarks[..., 42:48, :].mean(-2) - landmarks[..., 36:42, :].mean(-2), axis=-1)
 
 
 def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -187,46 +183,8 @@ def articulate(neutral: np.ndarray, track: np.ndarray, style: SpeakerStyle) -> n
 
     out = np.repeat(neutral[None], len(track), axis=0)
     out[:, MOUTH.start : MOUTH.stop] += du[..., None] * x_axis + dv[..., None] * y_axis
-    face_down = _face_down(neutral)
-    out[:, _JAW] += (chin * _JAW_WEIGHT)[..., None] * face_down
-    return out
-
-
-def _face_down(landmarks: np.ndarray) -> np.ndarray:
-    """Unit vector [2] from the eyes toward the chin, perpendicular to the eye line."""
-    eye_line = landmarks[42:48].mean(0) - landmarks[36:42].mean(0)
-    eye_line = eye_line / np.linalg.norm(eye_line)
-    return np.array([-eye_line[1], eye_line[0]])
-
-
-def blink_track(num_frames: int, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Eyelid closure float64 [T] in [0, 1] at the frame centres.
-
-    Blinks come ``rate`` per second on average at random times (each 150-250 ms, then at least 0.5 s
-    open, then an exponential wait), closing in their first 35 % and reopening more slowly.
-    """
-    times = np.asarray(timebase.frame_times(num_frames))
-    closure = np.zeros(num_frames)
-    end = num_frames / timebase.FPS
-    wait = max(1.0 / rate - 0.7, 0.1) if rate > 0 else np.inf  # 0.7 s = mean blink + refractory time
-    start = rng.exponential(1.0 / rate) if rate > 0 else end
-    while start < end:
-        duration = rng.uniform(0.15, 0.25)
-        phase = (times - start) / duration  # 0 .. 1 over the blink
-        closing = np.sin(0.5 * np.pi * np.clip(phase / 0.35, 0, 1)) ** 2
-        opening = np.cos(0.5 * np.pi * np.clip((phase - 0.35) / 0.65, 0, 1)) ** 2
-        inside = (phase >= 0) & (phase <= 1)
-        closure = np.maximum(closure, np.where(inside, np.minimum(closing, opening), 0.0))
-        start += duration + 0.5 + rng.exponential(wait)
-    return closure
-
-
-def apply_blinks(landmarks: np.ndarray, neutral: np.ndarray, closure: np.ndarray) -> np.ndarray:
-    """Upper lids travel 80 % and lower lids 20 % of the neutral lid gap, times ``closure`` [T]: they meet."""
-    out = landmarks.copy()
-    upper, lower = neutral[_EYELIDS[:, 0]], neutral[_EYELIDS[:, 1]]
-    out[:, _EYELIDS[:, 0]] += closure[:, None, None] * 0.8 * (lower - upper)
-    out[:, _EYELIDS[:, 1]] += closure[:, None, None] * 0.2 * (upper - lower)
+    face_down = face_down_direction(neutral)
+    out[:, JAW] += (chin * JAW_FOLLOW)[..., None] * face_down
     return out
 
 
@@ -283,35 +241,6 @@ def _slide_lids(frame: np.ndarray, before: np.ndarray, after: np.ndarray) -> Non
         cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-
-
-def head_motion_track(num_frames: int, amplitude: float, rng: np.random.Generator) -> np.ndarray:
-    """Head pose float64 [T, 4]: (roll radians, x shift / iod, y shift / iod, log scale) at the frame centres.
-
-    Each is a sum of three sinusoids of 0.08-0.7 Hz with random phases and weights; ``amplitude = 1`` gives
-    a standard deviation of about 1.5 degrees, 0.05 and 0.035 iod, and 1.2 % scale.
-    """
-    times = np.asarray(timebase.frame_times(num_frames))
-    scale = amplitude * np.array([np.deg2rad(1.5), 0.05, 0.035, 0.012])
-    frequencies = np.exp(rng.uniform(np.log(0.08), np.log(0.7), (4, 3)))
-    phases = rng.uniform(0, 2 * np.pi, (4, 3))
-    weights = rng.dirichlet(np.ones(3), 4)
-    waves = np.sin(2 * np.pi * frequencies[None] * times[:, None, None] + phases[None])  # [T, 4, 3]
-    return np.sqrt(2) * scale * (np.sqrt(weights)[None] * waves).sum(-1)
-
-
-def pose_matrices(pose: np.ndarray, centre: np.ndarray, iod: float) -> np.ndarray:
-    """Similarities [T, 2, 3] (pixels) of head poses [T, 4] about the face ``centre`` [2]."""
-    angle, shift, scale = pose[:, 0], pose[:, 1:3] * iod, np.exp(pose[:, 3])
-    cos, sin = scale * np.cos(angle), scale * np.sin(angle)
-    linear = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # [T, 2, 2]
-    offset = centre + shift - linear @ centre
-    return np.concatenate([linear, offset[..., None]], axis=-1)
-
-
-def transform_landmarks(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-    """Points [T, N, 2] or [N, 2] through per-frame affine matrices [T, 2, 3]: [T, N, 2]."""
-    return points @ np.swapaxes(matrices[:, :, :2], 1, 2) + matrices[:, None, :, 2]
 
 
 def _smooth_arc(points: np.ndarray, samples: int = 8) -> np.ndarray:

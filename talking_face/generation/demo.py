@@ -33,7 +33,7 @@ def _knob_default(name: str) -> float:
 
 def _voice_choices() -> list[tuple[str, str]]:
     """(label, value) of the default TTS voices; the value is the voice's slug, which ``find_voice`` takes."""
-    from talking_face.datamodules.synthetic.tts import default_voices
+    from talking_face.datamodules.tts import default_voices
 
     return [
         (f"{voice.name} ({voice.engine}, rate {voice.rate:g}, pitch {voice.pitch:g})", voice.slug)
@@ -56,8 +56,8 @@ def build_app(pipeline: TalkingFacePipeline) -> gr.Blocks:
 
     import gradio as gr
 
+    from talking_face.datamodules.faces.photos import packaged_photos
     from talking_face.datamodules.media import MediaError
-    from talking_face.datamodules.synthetic.photos import packaged_photos
 
     results = tempfile.TemporaryDirectory(prefix="talking-face-demo-")  # removed when the app goes
 

@@ -151,8 +151,8 @@ def _photo_videos(track, size: int, sentences: int, seed: int, progress: bool) -
     from talking_face.datamodules.faces.detector import make_detector, smooth_landmarks, track_landmarks
     from talking_face.datamodules.preprocess import PreprocessConfig
     from talking_face.datamodules.synthetic.face_animator import FaceAnimator
-    from talking_face.datamodules.synthetic.tts import default_voices, synthesize
     from talking_face.datamodules.synthetic.visemes import SpeakerStyle
+    from talking_face.datamodules.tts import default_voices, synthesize
 
     if not 1 <= sentences <= len(SENTENCES):
         raise UsageError("sentences", f"give 1 to {len(SENTENCES)}, got {sentences}")

@@ -197,8 +197,9 @@ class TalkingFacePipeline:
             transform_points,
             warp_to_crop,
         )
+        from talking_face.datamodules.faces.motion import photo_motion
         from talking_face.datamodules.preprocess import PreprocessConfig
-        from talking_face.generation.motion import photo_motion, replace_mouth, rest_in_silence
+        from talking_face.generation.motion import replace_mouth, rest_in_silence
 
         check_knobs(face_index=face_index, head_motion=head_motion, blinks=blinks, mouth_scale=mouth_scale,
                     smoothing=smoothing)  # fmt: skip

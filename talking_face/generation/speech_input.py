@@ -94,7 +94,7 @@ class SpeechInput:
 def find_voice(name: str | None):
     """The TTS voice called ``name`` (an engine voice name like ``kal_diphone`` or ``en-us+f2``, or a default
     voice's slug); None gives the first default voice."""
-    from talking_face.datamodules.synthetic.tts import Voice, available_voices, default_voices
+    from talking_face.datamodules.tts import Voice, available_voices, default_voices
 
     if name is None:
         return default_voices()[0]
