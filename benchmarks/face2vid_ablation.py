@@ -19,7 +19,7 @@ The reference-warp appearance path and the landmark priors stay as the config se
 (``--use_reference_warp false`` switches the reference warp off for every model: the paper's setting, where
 appearance is drawn, not warped). Every model is scored on whole held-out utterances
 (``lightning_modules.face2vid_evaluation``), generated AUTOREGRESSIVELY from the driving landmarks and a
-reference photo with ``Face2VidModule.generate_sequence``, exactly as at inference: held-out utterances of
+reference photo with ``rollout.generate_video``, exactly as at inference: held-out utterances of
 training speakers (the DataModule's ``val`` and ``test`` splits; never used for selection) and held-out
 speakers. Beside them: copying the reference photo, and the real video itself (the floor of the classical
 flow's and the detector's own noise). Then it prints the flow / no-flow ratio of the temporal warping error
@@ -129,7 +129,8 @@ def train(args: argparse.Namespace, variant: str, seed: int, root: Path):
 def diagnostics(module, video) -> str:
     """What a trained model uses, on one video: the mean temporal mask M (share of the warped previous
     frame), the mean reference mask Mr, the mean |flow| (px) and the attention gates of the generator."""
-    out = module.rollout(video.landmarks[None], video.reference[None], video.reference_landmarks[None])
+    rollout = module.frame_rollout().start(video.reference[None], video.reference_landmarks[None])
+    out = rollout.unroll(video.landmarks[None])
     parts = []
     if out.mask is not None:
         parts.append(f"M {out.mask.mean():.2f}, |F| {out.flow.norm(dim=2).mean():.2f} px")
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.seeds}, torch threads {args.threads}. Cache `{args.cache}`: {train_records} training "
         f"utterances. Scored on {len(videos['held-out utterances'])} held-out utterances of training "
         f"speakers and {len(videos['held-out speakers'])} of held-out speakers {speakers}, first "
-        f"{args.eval_frames or 'all'} frames each, generated autoregressively (`generate_sequence`) from "
+        f"{args.eval_frames or 'all'} frames each, generated autoregressively (`generate_video`) from "
         "the driving landmarks and a reference photo (middle frame of another utterance of the speaker). "
         "Training time per model: "
         + ", ".join(f"{v} {statistics.mean(s):.0f} s" for v, s in train_seconds.items())

@@ -4,7 +4,7 @@
         [--frames 50] [--device cpu|cuda] [--out outputs/benchmarks]
 
 For the config's generator (its widths, K, heads, reference warp) with every combination of ``use_flow`` and
-``use_attention``, at each size: frames/s of ``Face2VidModule.generate_sequence`` (autoregressive, one video,
+``use_attention``, at each size: frames/s of ``rollout.generate_video`` (autoregressive, one video,
 batch 1: landmark sketches, generator, warps, as ``generate`` runs it; median and best of 5 runs after a
 warm-up: on a shared machine the best shows what the cores can do),
 FLOPs per frame of the generator (``torch.utils.flop_counter.FlopCounterMode``: convolutions, matmuls and
@@ -13,7 +13,7 @@ on CPU the growth of the process's peak resident set (``resource.getrusage`` max
 measurement in a fresh process so peaks do not hide each other; on CUDA ``torch.cuda.max_memory_allocated``.
 The weights are freshly initialised (speed does not depend on them) and the landmarks are the alignment
 template with a mouth that opens and closes. Without temporal flow no frame depends on another, so
-``generate_sequence`` makes a chunk of frames (up to 64) in one batched call, at the price of memory that
+``generate_video`` makes a chunk of frames (up to 64) in one batched call, at the price of memory that
 grows with the chunk (and on a CPU no gain in speed).
 
 Writes the markdown to stdout and to ``<out>/face2vid_speed.md``.
@@ -68,6 +68,7 @@ def measure(arguments: dict, size: int, threads: int, frames: int, device: str) 
     from torch.utils.flop_counter import FlopCounterMode
 
     from talking_face.lightning_modules.face2vid_module import Face2VidModule
+    from talking_face.lightning_modules.rollout import generate_video
 
     torch.set_num_threads(threads)
     module = Face2VidModule(**(arguments | {"image_size": size})).to(device).eval()
@@ -75,7 +76,7 @@ def measure(arguments: dict, size: int, threads: int, frames: int, device: str) 
     reference = torch.full((3, size, size), 0.5, device=device)
 
     def generate(count: int) -> None:
-        module.generate_sequence(landmarks[:count], reference, landmarks[0])
+        generate_video(module.frame_rollout(), landmarks[:count], reference, landmarks[0])
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Config `{args.config}` generator: channels {hp.get('channels')}, {hp.get('bottleneck_blocks')} "
         f"bottleneck blocks, {hp.get('attention_heads')} attention heads, K = {hp.get('num_previous')}, "
         f"reference warp {'on' if hp.get('use_reference_warp', True) else 'off'}; fresh weights, batch 1, "
-        f"{args.frames}-frame videos through `generate_sequence` (autoregressive), median and best of 5. "
+        f"{args.frames}-frame videos through `generate_video` (autoregressive), median and best of 5. "
         f"Device: {args.device} ({device}, {os.cpu_count()} cores visible), torch {torch.__version__}; "
         f"load average at start {load:.1f}."
     )

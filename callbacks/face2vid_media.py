@@ -85,6 +85,7 @@ class Face2VidMediaCallback(L.Callback):
     @rank_zero_only
     def _render(self, trainer: L.Trainer, pl_module: L.LightningModule, folder: Path) -> None:
         from talking_face.datamodules.media import write_video
+        from talking_face.lightning_modules.eval_mode import eval_mode
         from talking_face.lightning_modules.face2vid_metrics import resize_clip
 
         dataset = trainer.datamodule.dataset("val")
@@ -101,11 +102,13 @@ class Face2VidMediaCallback(L.Callback):
             reference, reference_landmarks = resize_clip(
                 item["reference_frame"], item["reference_landmarks"], size
             )
-            output = pl_module.rollout(landmarks[None], reference[None], reference_landmarks[None])
+            rollout = pl_module.frame_rollout()
+            with torch.no_grad(), eval_mode(pl_module):
+                output = rollout.start(reference[None], reference_landmarks[None]).unroll(landmarks[None])
             video = face2vid_panels(
                 frames,
                 output.map(lambda x: x[0].cpu()),
-                pl_module.sketch(landmarks.to(pl_module.device)).cpu(),
+                rollout.sketch(landmarks).cpu(),
                 self.height,
             )
             name = f"{record.speaker}_{record.utterance}"

@@ -39,6 +39,7 @@ from talking_face.lightning_modules.face2vid_metrics import (
     resize_clip,
     temporal_warping_error,
 )
+from talking_face.lightning_modules.rollout import generate_video
 
 __all__ = [
     "EvaluationVideo",
@@ -133,11 +134,12 @@ def evaluation_videos(
 
 
 def generate_with(module) -> Callable[[EvaluationVideo], Tensor]:
-    """A model's frames for a video: ``Face2VidModule.generate_sequence`` (autoregressive, eval mode), from
-    the driving landmarks and the reference photo only, as at inference."""
+    """A model's frames for a video: ``rollout.generate_video`` (autoregressive, eval mode), from the
+    driving landmarks and the reference photo only, as at inference."""
 
     def make(video: EvaluationVideo) -> Tensor:
-        return module.generate_sequence(video.landmarks, video.reference, video.reference_landmarks).cpu()
+        rollout = module.frame_rollout()
+        return generate_video(rollout, video.landmarks, video.reference, video.reference_landmarks).cpu()
 
     return make
 

@@ -1,8 +1,25 @@
 """Stage 2's losses: the GAN's (hinge or LSGAN over critic scales, feature matching), a perceptual loss on
-VGG19 features from a LOCAL state dict (never downloaded), and the flow loss against a classical flow."""
+VGG19 features from a LOCAL state dict (never downloaded), and the flow loss against a classical flow.
+
+**Losses**, by name with weights from the config (``DEFAULT_LOSS_WEIGHTS``; 0 switches one off):
+``adversarial`` (image critic on (sketch, frame) pairs) and ``temporal_adversarial`` (clips of K+1
+frames), hinge or LSGAN; ``feature_matching`` (L1 between critic features of real and generated);
+``l1`` (``mouth_weight`` times more inside the mouth box of landmarks 48-67); ``hallucinated`` (the same
+L1 on H alone, as vid2vid's loss on its raw image: H must be worth blending in before the masks can learn to
+use it, otherwise the generator keeps copying warped frames whatever the landmarks say); ``perceptual`` (VGG19
+features, only when ``perceptual_weights`` names a local file: nothing is ever downloaded); ``flow`` (L1 in
+pixels against OpenCV DIS flow of the real frames, where that flow is forward-backward consistent);
+``reference_flow`` (the same for the reference flow, against DIS flow from the reference to the real frame);
+``warp`` (the real previous frame warped by the predicted flow against the real frame); ``reference_warp``
+(the reference warped by the reference flow against the real frame); ``mask`` (the occlusion mask's mean
+where the real flow fails its consistency check: do not trust the warp where the previous frame does not show
+the pixel; elsewhere the reconstruction losses decide, so the mask may also drop where an own previous frame
+went wrong).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -10,8 +27,42 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "VGGFeatures", "discriminator_loss", "feature_matching_loss", "flow_loss", "generator_adversarial_loss",
-]  # fmt: skip
+    "DEFAULT_LOSS_WEIGHTS",
+    "VGGFeatures",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "flow_loss",
+    "generator_adversarial_loss",
+    "loss_weights",
+]
+
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
+    "adversarial": 1.0,
+    "temporal_adversarial": 1.0,
+    "feature_matching": 10.0,
+    "l1": 10.0,
+    "hallucinated": 5.0,
+    "perceptual": 10.0,
+    "flow": 1.0,
+    "reference_flow": 1.0,
+    "warp": 10.0,
+    "reference_warp": 2.0,
+    "mask": 1.0,
+}
+"""The losses known by name and their default weights (the config's ``loss_weights`` overrides some)."""
+
+
+def loss_weights(overrides: dict[str, float] | None) -> dict[str, float]:
+    """``DEFAULT_LOSS_WEIGHTS`` with ``overrides``, checked: known names, finite and >= 0."""
+    unknown = set(overrides or {}) - set(DEFAULT_LOSS_WEIGHTS)
+    if unknown:
+        known = sorted(DEFAULT_LOSS_WEIGHTS)
+        raise ValueError(f"unknown loss names {sorted(unknown)} in loss_weights; known: {known}")
+    weights = DEFAULT_LOSS_WEIGHTS | dict(overrides or {})
+    bad = {k: v for k, v in weights.items() if not (math.isfinite(v) and v >= 0)}
+    if bad:
+        raise ValueError(f"loss weights must be finite and >= 0, got {bad}")
+    return weights
 
 
 def discriminator_loss(real: list[list[Tensor]], fake: list[list[Tensor]], kind: str) -> Tensor:

@@ -1,41 +1,16 @@
-"""Stage 2 as a LightningModule: the Face2Vid GAN's training (manual optimisation), metrics and inference API.
+"""Stage 2 as a LightningModule: the Face2Vid GAN's training (manual optimisation), evaluation and optimisers.
 
-The networks live in ``lightning_modules.networks`` (generator, discriminators, attention, rasteriser, warp);
-this file owns the losses, the schedule of previous frames, the metrics and the optimisers. Batches follow
-the stage-2 contract of ``datamodules.datasets.FaceClipDataset``: ``frames`` [B, L, 3, S, S] in [0, 1],
-``landmarks`` [B, L, 68, 2] crop pixels, ``reference_frame`` [B, 3, S, S], ``reference_landmarks``
-[B, 68, 2], ``speaker`` / ``utterance`` lists, ``start`` [B]. Clips at another size than ``image_size`` are
-resized on entry (train at 64 px from a 128-px cache, say).
+Around it, one job a file: the networks in ``networks/`` (generator, critics, attention, rasteriser, warp);
+the generator over time in ``rollout.FrameRollout`` (shared with the product and the callbacks); batches made
+ready in ``face2vid_clips``; losses and their weights in ``face2vid_losses``; metrics in ``face2vid_scores``.
 
-**Previous frames.** Frame t sees frames t-K .. t-1; before the first frame of a video those are the
-reference frame (so a video starts from the photo, in training and at inference alike). Training starts
-with the *real* previous frames (teacher forcing: every frame of a clip is made in one batched call) and
-moves to the generator's *own* previous frames, made one after the other and detached, as at inference:
-at step s (batches), each clip frame is replaced by its generated version with probability
+**Previous frames.** Training starts with the *real* previous frames (teacher forcing: every frame of a clip
+is made in one batched call) and moves to the generator's *own* previous frames, made one after the other
+and detached, as at inference: at step s (batches), each clip frame is replaced by its generated version
+with probability
 ``own_previous_max * clamp((s - own_previous_start) / (own_previous_end - own_previous_start), 0, 1)``.
 The draws come from a generator seeded by (``seed``, step), so a resumed run makes the same draws.
-Validation, test and ``generate_sequence`` are always autoregressive.
-
-**Landmark priors** (``use_landmark_prior``). Both warps start from the flow the landmarks imply
-(``networks.warp.landmark_flow``: from the reference's landmarks, and from the previous frame's, to frame t's)
-and the generator predicts corrections: warping the reference by this prior alone already beats copying it,
-for any face (``benchmarks/README.md``); the generator still has to learn the mouth's inside and what the
-landmarks do not say.
-
-**Losses**, by name with weights from the config (``DEFAULT_LOSS_WEIGHTS``; 0 switches one off):
-``adversarial`` (image critic on (sketch, frame) pairs) and ``temporal_adversarial`` (clips of K+1
-frames), hinge or LSGAN; ``feature_matching`` (L1 between critic features of real and generated);
-``l1`` (``mouth_weight`` times more inside the mouth box of landmarks 48-67); ``hallucinated`` (the same
-L1 on H alone, as vid2vid's loss on its raw image: H must be worth blending in before the masks can learn to
-use it, otherwise the generator keeps copying warped frames whatever the landmarks say); ``perceptual`` (VGG19
-features, only when ``perceptual_weights`` names a local file: nothing is ever downloaded); ``flow`` (L1 in
-pixels against OpenCV DIS flow of the real frames, where that flow is forward-backward consistent);
-``reference_flow`` (the same for the reference flow, against DIS flow from the reference to the real frame);
-``warp`` (the real previous frame warped by the predicted flow against the real frame); ``reference_warp``
-(the reference warped by the reference flow against the real frame); ``mask`` (the occlusion mask's mean
-where the real flow fails its consistency check: do not trust the warp where the previous frame does not show
-the pixel; elsewhere the reconstruction losses decide, so the mask may also drop where an own previous frame
-went wrong).
+Validation, test and prediction are always autoregressive.
 
 **Safety.** A NaN in a batch, or a non-finite loss or gradient, raises ``FloatingPointError`` naming the
 batch's utterances before the optimiser step that would use it. Since the generator loss contains the
@@ -46,7 +21,6 @@ loss: a broken batch stops before any step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -55,13 +29,11 @@ import torch
 from einops import rearrange
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from talking_face.datamodules.datamodule import TEST_SPLITS
-from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS
 from talking_face.errors import UsageError
-from talking_face.lightning_modules.eval_mode import eval_mode
+from talking_face.lightning_modules import face2vid_losses
+from talking_face.lightning_modules.face2vid_clips import Clip, prepare_clip
 from talking_face.lightning_modules.face2vid_losses import (
     VGGFeatures,
     discriminator_loss,
@@ -72,87 +44,15 @@ from talking_face.lightning_modules.face2vid_losses import (
 from talking_face.lightning_modules.face2vid_metrics import (
     METRIC_FLOW_PRESET,
     TRAINING_FLOW_PRESET,
-    PSNRFromMSE,
-    estimate_flow,
-    face_region,
-    frame_difference_energy,
-    mouth_box,
-    mouth_lmd_on_frames,
-    resize_clip,
-    temporal_warping_error,
 )
+from talking_face.lightning_modules.face2vid_scores import Face2VidScores
 from talking_face.lightning_modules.networks.discriminator import MultiScaleDiscriminator
 from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
-from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
-from talking_face.lightning_modules.networks.warp import landmark_flow, warp
-from talking_face.shapes import check_shape
+from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS
+from talking_face.lightning_modules.networks.warp import warp
+from talking_face.lightning_modules.rollout import FrameRollout, fold, windows
 
-__all__ = ["DEFAULT_LOSS_WEIGHTS", "Face2VidModule"]
-
-DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
-    "adversarial": 1.0,
-    "temporal_adversarial": 1.0,
-    "feature_matching": 10.0,
-    "l1": 10.0,
-    "hallucinated": 5.0,
-    "perceptual": 10.0,
-    "flow": 1.0,
-    "reference_flow": 1.0,
-    "warp": 10.0,
-    "reference_warp": 2.0,
-    "mask": 1.0,
-}
-"""The losses known by name and their default weights (the config's ``loss_weights`` overrides some)."""
-
-
-# --- the module ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Clip:
-    """A prepared batch: frames [B, L, 3, S, S], landmarks [B, L, 68, 2], sketches [B, L, Cs, S, S],
-    reference [B, 3, S, S], reference_sketch [B, Cs, S, S], mouth_box [B, L, 1, S, S] bool,
-    flow / flow_valid [B, L-1, ., S, S] (classical, real pair t-1 -> t), reference_flow /
-    reference_flow_valid [B, L, ., S, S] (classical, reference -> real frame t); None when not needed."""
-
-    frames: Tensor
-    landmarks: Tensor
-    sketches: Tensor
-    reference: Tensor
-    reference_landmarks: Tensor
-    reference_sketch: Tensor
-    mouth_box: Tensor
-    flow: Tensor | None
-    flow_valid: Tensor | None
-    reference_flow: Tensor | None
-    reference_flow_valid: Tensor | None
-    names: list[str]
-
-
-@dataclass(frozen=True)
-class _History:
-    """What frame t sees of the past: frames [B, K, 3, S, S] and sketches [B, K, Cs, S, S] (oldest first)
-    and the landmarks [B, 68, 2] of the last of them (for its landmark prior)."""
-
-    frames: Tensor
-    sketches: Tensor
-    last_landmarks: Tensor
-
-
-def _fold(x: Tensor) -> Tensor:
-    return rearrange(x, "b t ... -> (b t) ...")
-
-
-def _clip_flow(targets: Tensor, sources: Tensor, preset: str) -> tuple[Tensor, Tensor]:
-    """``estimate_flow`` over clips: [B, T, 3, S, S] twice -> flow [B, T, 2, S, S], valid [B, T, 1, S, S]."""
-    flow, valid = estimate_flow(_fold(targets), _fold(sources), preset)
-    return tuple(rearrange(x, "(b t) ... -> b t ...", b=len(targets)) for x in (flow, valid))
-
-
-def _windows(frames: Tensor, length: int) -> Tensor:
-    """All runs of ``length`` consecutive frames: [B, T, ...] -> [B, T - length + 1, length, ...]."""
-    count = frames.shape[1] - length + 1
-    return torch.stack([frames[:, j : j + count] for j in range(length)], dim=2)
+__all__ = ["Face2VidModule"]
 
 
 class Face2VidModule(L.LightningModule):
@@ -177,7 +77,7 @@ class Face2VidModule(L.LightningModule):
         temporal_scales: scales of the temporal critic.
         temporal_with_flow: the temporal critic also sees the real clip's classical flow.
         gan_loss: ``hinge`` or ``lsgan``.
-        loss_weights: weights by loss name, overriding ``DEFAULT_LOSS_WEIGHTS`` (0 switches a loss off).
+        loss_weights: weights by loss name over ``face2vid_losses.DEFAULT_LOSS_WEIGHTS`` (0 switches one off).
         mouth_weight: L1 weight inside the mouth box relative to outside.
         perceptual_weights: a LOCAL torchvision VGG19 state dict; None or missing: perceptual loss off.
         own_previous_start: training step (batches) where the switch to own previous frames begins.
@@ -230,15 +130,7 @@ class Face2VidModule(L.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
-        if unknown:
-            raise ValueError(
-                f"unknown loss names {sorted(unknown)} in loss_weights; known: {sorted(DEFAULT_LOSS_WEIGHTS)}"
-            )
-        weights = DEFAULT_LOSS_WEIGHTS | dict(loss_weights or {})
-        bad = {k: v for k, v in weights.items() if not (math.isfinite(v) and v >= 0)}
-        if bad:
-            raise ValueError(f"loss weights must be finite and >= 0, got {bad}")
+        weights = face2vid_losses.loss_weights(loss_weights)
         if image_size % 8 or image_size < 16:
             raise ValueError(f"image_size must be a multiple of 8 and >= 16, got {image_size}")
         if not 0.0 <= own_previous_max <= 1.0:
@@ -275,7 +167,7 @@ class Face2VidModule(L.LightningModule):
         if not use_reference_warp:
             weights["reference_warp"] = weights["reference_flow"] = 0.0
         self.loss_weights = weights
-        self.metrics = nn.ModuleDict({split: self._split_metrics() for split in ("val", *TEST_SPLITS)})
+        self.metrics = nn.ModuleDict({split: Face2VidScores() for split in ("val", *TEST_SPLITS)})
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -286,28 +178,6 @@ class Face2VidModule(L.LightningModule):
         if path is None or not Path(path).is_file():
             return None  # said when training starts (``setup``): loading for inference needs no notice
         return VGGFeatures(Path(path))
-
-    @staticmethod
-    def _split_metrics() -> nn.ModuleDict:
-        return nn.ModuleDict(
-            {
-                "psnr": PeakSignalNoiseRatio(data_range=1.0),
-                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
-                "psnr_reference": PeakSignalNoiseRatio(data_range=1.0),
-                "ssim_reference": StructuralSimilarityIndexMeasure(data_range=1.0),
-                "psnr_face": PSNRFromMSE(),
-                "psnr_face_reference": PSNRFromMSE(),
-                "psnr_mouth": PSNRFromMSE(),
-                "psnr_mouth_reference": PSNRFromMSE(),
-                "l1": MeanMetric(),
-                "warp_error": MeanMetric(),
-                "warp_error_real": MeanMetric(),
-                "flicker": MeanMetric(),
-                "lmd": MeanMetric(nan_strategy="ignore"),
-                "lmd_real": MeanMetric(nan_strategy="ignore"),
-                "face_found": MeanMetric(),
-            }
-        )
 
     def setup(self, stage: str) -> None:
         """Say whether the perceptual loss is on, and refuse plain DDP, which cannot train this module: the
@@ -331,146 +201,14 @@ class Face2VidModule(L.LightningModule):
                 "ddp_find_unused_parameters_true (not ddp) for several devices",
             )
 
-    # --- inputs ---------------------------------------------------------------------------------------
+    def frame_rollout(self, max_temporal_mask: float = 1.0) -> FrameRollout:
+        """This model's generator over time (``rollout.FrameRollout``), in the mode the module is in."""
+        return FrameRollout.from_module(self, max_temporal_mask)
 
-    def sketch(self, landmarks: Tensor) -> Tensor:
-        """Landmarks [..., 68, 2] (pixels at ``image_size``) -> sketches [..., Cs, S, S]."""
-        hp = self.hparams
-        flat = rasterise_landmarks(landmarks.reshape(-1, NUM_LANDMARKS, 2), hp.image_size, hp.sketch_sigma)
-        return flat.reshape(*landmarks.shape[:-2], *flat.shape[1:])
-
-    def _prepare(
-        self, batch: dict, flow_preset: str | None = None, reference_flow_preset: str | None = None
-    ) -> _Clip:
-        """Check, resize and draw a batch; with a DIS preset, also the classical flows the losses need."""
-        hp = self.hparams
-        names = [
-            f"{s}/{u}@{int(t)}"
-            for s, u, t in zip(batch["speaker"], batch["utterance"], batch["start"], strict=True)
-        ]
-        frames, landmarks = batch["frames"], batch["landmarks"]
-        dims = check_shape(frames, "B L 3 S S", f"frames (batch {names})")
-        check_shape(landmarks, f"B L {NUM_LANDMARKS} 2", f"landmarks (batch {names})", dims)
-        for key in ("frames", "landmarks", "reference_frame", "reference_landmarks"):
-            if not torch.isfinite(batch[key]).all():
-                raise FloatingPointError(f"{key} holds NaN or inf values in the batch of {names}")
-        frames, landmarks = resize_clip(frames, landmarks, hp.image_size)
-        reference, reference_landmarks = resize_clip(
-            batch["reference_frame"], batch["reference_landmarks"], hp.image_size
-        )
-        flows: dict[str, Tensor | None] = dict.fromkeys(
-            ("flow", "flow_valid", "reference_flow", "reference_flow_valid")
-        )
-        if flow_preset is not None and frames.shape[1] > 1:
-            flows["flow"], flows["flow_valid"] = _clip_flow(frames[:, 1:], frames[:, :-1], flow_preset)
-        if reference_flow_preset is not None:
-            sources = reference[:, None].expand_as(frames)
-            flows["reference_flow"], flows["reference_flow_valid"] = _clip_flow(
-                frames, sources, reference_flow_preset
-            )
-        return _Clip(
-            frames=frames,
-            landmarks=landmarks,
-            sketches=self.sketch(landmarks),
-            reference=reference,
-            reference_landmarks=reference_landmarks,
-            reference_sketch=self.sketch(reference_landmarks),
-            mouth_box=mouth_box(landmarks, hp.image_size),
-            names=names,
-            **flows,
-        )
-
-    # --- the generator over time -----------------------------------------------------------------------
-
-    def _start_history(
-        self, reference: Tensor, reference_sketch: Tensor, reference_landmarks: Tensor
-    ) -> _History:
-        """Before the first frame of a video, the K previous frames are the reference."""
-        k = self.hparams.num_previous
-        return _History(
-            reference[:, None].expand(-1, k, -1, -1, -1),
-            reference_sketch[:, None].expand(-1, k, -1, -1, -1),
-            reference_landmarks,
-        )
-
-    def _priors(
-        self, landmarks: Tensor, reference_landmarks: Tensor, last_landmarks: Tensor
-    ) -> tuple[Tensor | None, Tensor | None]:
-        """Landmark flows [B, T, 2, S, S] to every frame from the reference and from the frame before it
-        (``last_landmarks`` [B, 68, 2] before the first); (None, None) without ``use_landmark_prior``."""
-        hp = self.hparams
-        if not hp.use_landmark_prior:
-            return None, None
-        b, size = len(landmarks), hp.image_size
-        before = torch.cat([last_landmarks[:, None], landmarks[:, :-1]], 1)
-        targets = _fold(landmarks)
-
-        def flow_from(sources: Tensor) -> Tensor:
-            flow = landmark_flow(targets, _fold(sources), size, hp.prior_sigma)
-            return rearrange(flow, "(b t) ... -> b t ...", b=b)
-
-        reference_prior = flow_from(reference_landmarks[:, None].expand_as(landmarks))
-        return reference_prior, flow_from(before) if hp.use_flow else None
-
-    def _unroll(
-        self,
-        sketches: Tensor,
-        landmarks: Tensor,
-        reference: Tensor,
-        reference_sketch: Tensor,
-        reference_landmarks: Tensor,
-        history: _History,
-        teacher: Tensor | None = None,
-        teacher_mask: Tensor | None = None,
-    ) -> GeneratorOutput:
-        """Run the generator over T frames -> ``GeneratorOutput`` of [B, T, ...] tensors.
-
-        Args:
-            sketches, landmarks: [B, T, Cs, S, S], [B, T, 68, 2] of the frames to make.
-            reference, reference_sketch, reference_landmarks: [B, 3, S, S], [B, Cs, S, S], [B, 68, 2].
-            history: the frames before the first.
-            teacher: [B, T, 3, S, S] real frames, or None (autoregressive: own frames only).
-            teacher_mask: [B, T] bool, True where the real frame (not the generated one) becomes the previous
-                frame of the frames after it. All True: teacher forcing, every frame in one batched call.
-        """
-        generator = self.generator
-        b, t = sketches.shape[:2]
-        reference_prior, previous_prior = self._priors(landmarks, reference_landmarks, history.last_landmarks)
-        if not generator.use_flow or (teacher is not None and bool(teacher_mask.all())):
-            previous = previous_sketches = None
-            if generator.use_flow:
-                k = self.hparams.num_previous
-                previous = _fold(_windows(torch.cat([history.frames, teacher], 1), k)[:, :t])
-                previous_sketches = _fold(_windows(torch.cat([history.sketches, sketches], 1), k)[:, :t])
-            out = generator(
-                _fold(sketches),
-                _fold(reference[:, None].expand(-1, t, -1, -1, -1)),
-                _fold(reference_sketch[:, None].expand(-1, t, -1, -1, -1)),
-                previous,
-                previous_sketches,
-                None if reference_prior is None else _fold(reference_prior),
-                None if previous_prior is None else _fold(previous_prior),
-            )
-            return out.map(lambda x: rearrange(x, "(b t) ... -> b t ...", b=b))
-        outputs = []
-        frames, frame_sketches = history.frames, history.sketches
-        for step in range(t):
-            out = generator(
-                sketches[:, step],
-                reference,
-                reference_sketch,
-                frames,
-                frame_sketches,
-                None if reference_prior is None else reference_prior[:, step],
-                None if previous_prior is None else previous_prior[:, step],
-            )
-            outputs.append(out)
-            shown = out.frame.detach()
-            if teacher is not None:
-                shown = torch.where(teacher_mask[:, step, None, None, None], teacher[:, step], shown)
-            frames = torch.cat([frames[:, 1:], shown[:, None]], 1)
-            frame_sketches = torch.cat([frame_sketches[:, 1:], sketches[:, step : step + 1]], 1)
-        return GeneratorOutput.stack(outputs)
+    def _prepare(self, batch: dict, flow: str | None = None, reference_flow: str | None = None) -> Clip:
+        """The batch made ready (``face2vid_clips``), with classical flows at the DIS presets given."""
+        sketch = self.frame_rollout().sketch
+        return prepare_clip(batch, self.hparams.image_size, sketch, flow, reference_flow)
 
     def own_previous_probability(self, step: int) -> float:
         """Probability that a previous frame is the generator's own at training step ``step`` (batches)."""
@@ -482,113 +220,6 @@ class Face2VidModule(L.LightningModule):
     def _batches_done(self) -> int:
         """Training batches done (the generator's scheduler steps once a batch; restored on resume)."""
         return self.lr_schedulers()[0].last_epoch
-
-    @torch.no_grad()
-    def rollout(
-        self,
-        landmarks: Tensor,
-        reference_frame: Tensor,
-        reference_landmarks: Tensor,
-        previous: Tensor | None = None,
-        previous_landmarks: Tensor | None = None,
-    ) -> GeneratorOutput:
-        """Autoregressive generation of a batch of videos, with every intermediate (flows, masks, ...).
-
-        Args:
-            landmarks: [B, T, 68, 2] driving landmarks, crop pixels at ``image_size``.
-            reference_frame: [B, 3, S, S] in [0, 1], S = ``image_size``; reference_landmarks: [B, 68, 2].
-            previous: [B, k, 3, S, S] frames just before the first (e.g. the end of the last chunk), oldest
-                first; only the last K are used, and fewer than K are preceded by the reference frame, as at
-                the start of a video, so generating in chunks gives the same frames as in one go.
-            previous_landmarks: [B, k, 68, 2] their landmarks (required with ``previous``).
-        Returns:
-            ``GeneratorOutput`` of [B, T, ...] tensors; ``.frame`` is the video.
-        """
-        hp = self.hparams
-        dims = check_shape(landmarks, f"B T {NUM_LANDMARKS} 2", "landmarks")
-        if dims["T"] < 1:
-            raise ValueError(f"landmarks hold no frame: {list(landmarks.shape)}")
-        size = hp.image_size  # this model makes crops of that size: crop or resize the face to it
-        check_shape(reference_frame, f"B 3 {size} {size}", f"reference_frame (of a {size}-px model)", dims)
-        check_shape(reference_landmarks, f"B {NUM_LANDMARKS} 2", "reference_landmarks", dims)
-        device = self.device
-        reference = reference_frame.to(device, torch.float32)
-        reference_landmarks, landmarks = reference_landmarks.to(device), landmarks.to(device)
-        reference_sketch = self.sketch(reference_landmarks)
-        history = self._start_history(reference, reference_sketch, reference_landmarks)
-        if previous is not None:
-            history = self._continue_history(history, previous, previous_landmarks)
-        with eval_mode(self):
-            return self._unroll(
-                self.sketch(landmarks), landmarks, reference, reference_sketch, reference_landmarks, history
-            )
-
-    def _continue_history(
-        self, history: _History, previous: Tensor, previous_landmarks: Tensor | None
-    ) -> _History:
-        """The last K of ``previous`` [B, k, 3, S, S] (landmarks [B, k, 68, 2]) become the history; with fewer
-        than K, the reference stays in front, as at the start of a video."""
-        k = self.hparams.num_previous
-        frames = history.frames
-        if previous_landmarks is None:
-            raise ValueError("previous frames need their previous_landmarks [B, k, 68, 2]")
-        dims = check_shape(previous, "B k 3 S S", "previous", {"B": len(frames), "S": frames.shape[-1]})
-        check_shape(previous_landmarks, f"B k {NUM_LANDMARKS} 2", "previous_landmarks", dims)
-        previous, previous_landmarks = previous[:, -k:].to(frames), previous_landmarks[:, -k:].to(frames)
-        keep = k - previous.shape[1]
-        return _History(
-            torch.cat([frames[:, :keep], previous], 1),
-            torch.cat([history.sketches[:, :keep], self.sketch(previous_landmarks)], 1),
-            previous_landmarks[:, -1],
-        )
-
-    @torch.no_grad()
-    def generate_sequence(
-        self,
-        landmarks: Tensor,
-        reference_frame: Tensor,
-        reference_landmarks: Tensor,
-        previous: Tensor | None = None,
-        previous_landmarks: Tensor | None = None,
-        chunk_frames: int = 64,
-    ) -> Tensor:
-        """Frames of one video, autoregressive, on the module's device, in eval mode.
-
-        Args:
-            landmarks: [T, 68, 2] driving landmarks (crop pixels at ``image_size``).
-            reference_frame: [3, S, S] in [0, 1]; reference_landmarks: [68, 2].
-            previous / previous_landmarks: [k, 3, S, S] / [k, 68, 2] the frames before the first (to continue
-                across chunk borders: pass the last K frames made and their landmarks), or None.
-            chunk_frames: frames per internal chunk (bounds the memory of intermediates).
-        Returns:
-            frames [T, 3, S, S] in [0, 1], float32 on the module's device.
-        """
-        if check_shape(landmarks, f"T {NUM_LANDMARKS} 2", "landmarks")["T"] < 1:
-            raise ValueError(f"landmarks hold no frame: {list(landmarks.shape)}")
-        check_shape(reference_frame, "3 S S", "reference_frame")
-        check_shape(reference_landmarks, f"{NUM_LANDMARKS} 2", "reference_landmarks")
-        if previous is not None:
-            if previous_landmarks is None:
-                raise ValueError("previous frames need their previous_landmarks [k, 68, 2]")
-            previous, previous_landmarks = previous[None], previous_landmarks[None]
-        k = self.hparams.num_previous
-        chunks = []
-        for start in range(0, len(landmarks), chunk_frames):
-            part = landmarks[None, start : start + chunk_frames]
-            out = self.rollout(
-                part, reference_frame[None], reference_landmarks[None], previous, previous_landmarks
-            )
-            chunks.append(out.frame[0])
-            previous = out.frame if previous is None else torch.cat([previous.to(out.frame), out.frame], 1)
-            previous_landmarks = (
-                part if previous_landmarks is None else torch.cat([previous_landmarks.to(part), part], 1)
-            )
-            previous, previous_landmarks = previous[:, -k:], previous_landmarks[:, -k:]
-        return torch.cat(chunks)
-
-    def forward(self, *args, **kwargs) -> GeneratorOutput:
-        """The generator for one frame (see ``Face2VidGenerator.forward``)."""
-        return self.generator(*args, **kwargs)
 
     # --- training -------------------------------------------------------------------------------------
 
@@ -615,21 +246,13 @@ class Face2VidModule(L.LightningModule):
         for scheduler in self.lr_schedulers():
             scheduler.step()
 
-    def _generator_step(self, clip: _Clip, optimizer) -> GeneratorOutput:
+    def _generator_step(self, clip: Clip, optimizer) -> GeneratorOutput:
         probability = self.own_previous_probability(self._batches_done)
         draws = torch.Generator().manual_seed(self.hparams.seed * 1_000_003 + self._batches_done)
         teacher_mask = (torch.rand(clip.frames.shape[:2], generator=draws) >= probability).to(self.device)
         with self.toggled_optimizer(optimizer):
-            fake = self._unroll(
-                clip.sketches,
-                clip.landmarks,
-                clip.reference,
-                clip.reference_sketch,
-                clip.reference_landmarks,
-                self._start_history(clip.reference, clip.reference_sketch, clip.reference_landmarks),
-                clip.frames,
-                teacher_mask,
-            )
+            rollout = self.frame_rollout().start(clip.reference, clip.reference_landmarks)
+            fake = rollout.unroll(clip.landmarks, clip.frames, teacher_mask)
             losses = self._generator_losses(clip, fake)
             total = sum(self.loss_weights[name] * value for name, value in losses.items())
             self._step(optimizer, total, losses, clip, "generator")
@@ -637,7 +260,7 @@ class Face2VidModule(L.LightningModule):
         self.log("train/own_previous_probability", probability, on_step=True, on_epoch=False)
         return fake.map(Tensor.detach)
 
-    def _discriminator_step(self, clip: _Clip, fake: GeneratorOutput, optimizer) -> None:
+    def _discriminator_step(self, clip: Clip, fake: GeneratorOutput, optimizer) -> None:
         weights, kind = self.loss_weights, self.hparams.gan_loss
         losses = {}
         with self.toggled_optimizer(optimizer):
@@ -651,7 +274,7 @@ class Face2VidModule(L.LightningModule):
             self._step(optimizer, total, losses, clip, "discriminator")
         self._log_losses("discriminator", total, losses, len(clip.names))
 
-    def _step(self, optimizer, total: Tensor, losses: dict[str, Tensor], clip: _Clip, what: str) -> None:
+    def _step(self, optimizer, total: Tensor, losses: dict[str, Tensor], clip: Clip, what: str) -> None:
         """Backward, check, clip and step; raise before the step if anything is not finite."""
         if not torch.isfinite(total):
             values = ", ".join(f"{name}={float(value.detach()):.4g}" for name, value in losses.items())
@@ -681,28 +304,28 @@ class Face2VidModule(L.LightningModule):
         for name, value in losses.items():
             self.log(f"train/{what}_{name}", value, on_step=True, on_epoch=True, batch_size=size)
 
-    def _image_scores(self, clip: _Clip, real: Tensor, fake: Tensor) -> tuple[list, list]:
+    def _image_scores(self, clip: Clip, real: Tensor, fake: Tensor) -> tuple[list, list]:
         """Image critic on (sketch, frame) pairs of every frame: scores of real and of generated frames."""
-        sketches = _fold(clip.sketches)
+        sketches = fold(clip.sketches)
         return (
-            self.image_discriminator(torch.cat([sketches, _fold(real)], 1)),
-            self.image_discriminator(torch.cat([sketches, _fold(fake)], 1)),
+            self.image_discriminator(torch.cat([sketches, fold(real)], 1)),
+            self.image_discriminator(torch.cat([sketches, fold(fake)], 1)),
         )
 
-    def _temporal_scores(self, clip: _Clip, real: Tensor, fake: Tensor) -> tuple[list, list]:
+    def _temporal_scores(self, clip: Clip, real: Tensor, fake: Tensor) -> tuple[list, list]:
         """Temporal critic on every run of K+1 frames (with the real clip's flows when configured)."""
         length = self.hparams.num_previous + 1
 
         def clips(frames: Tensor) -> Tensor:
-            x = rearrange(_windows(frames, length), "b n k c h w -> (b n) (k c) h w")
+            x = rearrange(windows(frames, length), "b n k c h w -> (b n) (k c) h w")
             if self.hparams.temporal_with_flow:
                 flow = clip.flow / (self.hparams.image_size / 32)  # about unit scale, as the generator's
-                x = torch.cat([x, rearrange(_windows(flow, length - 1), "b n k c h w -> (b n) (k c) h w")], 1)
+                x = torch.cat([x, rearrange(windows(flow, length - 1), "b n k c h w -> (b n) (k c) h w")], 1)
             return x
 
         return self.temporal_discriminator(clips(real)), self.temporal_discriminator(clips(fake))
 
-    def _generator_losses(self, clip: _Clip, fake: GeneratorOutput) -> dict[str, Tensor]:
+    def _generator_losses(self, clip: Clip, fake: GeneratorOutput) -> dict[str, Tensor]:
         """Every loss with a positive weight, by name (see the module docstring)."""
         weights, kind, real = self.loss_weights, self.hparams.gan_loss, clip.frames
         losses: dict[str, Tensor] = {}
@@ -721,7 +344,7 @@ class Face2VidModule(L.LightningModule):
         losses["l1"] = (weight * (fake.frame - real).abs()).mean()
         losses["hallucinated"] = (weight * (fake.hallucinated - real).abs()).mean()
         if self.perceptual is not None:
-            losses["perceptual"] = self.perceptual(_fold(fake.frame).float(), _fold(real).float())
+            losses["perceptual"] = self.perceptual(fold(fake.frame).float(), fold(real).float())
         if fake.flow is not None and clip.flow is not None:
             losses["flow"] = flow_loss(fake.flow[:, 1:], clip.flow, clip.flow_valid)
             losses["mask"] = (fake.mask[:, 1:] * (1 - clip.flow_valid)).mean()
@@ -730,8 +353,8 @@ class Face2VidModule(L.LightningModule):
                 fake.reference_flow, clip.reference_flow, clip.reference_flow_valid
             )
         if fake.flow is not None:
-            warped = warp(_fold(real[:, :-1]), _fold(fake.flow[:, 1:]))
-            losses["warp"] = (warped - _fold(real[:, 1:])).abs().mean()
+            warped = warp(fold(real[:, :-1]), fold(fake.flow[:, 1:]))
+            losses["warp"] = (warped - fold(real[:, 1:])).abs().mean()
         if fake.warped_reference is not None:
             losses["reference_warp"] = (fake.warped_reference - real).abs().mean()
         return {name: value for name, value in losses.items() if weights[name] > 0}
@@ -740,46 +363,19 @@ class Face2VidModule(L.LightningModule):
 
     def _evaluate(self, batch: dict, split: str) -> None:
         clip = self._prepare(batch, METRIC_FLOW_PRESET)
-        generated = self._unroll(
-            clip.sketches,
-            clip.landmarks,
-            clip.reference,
-            clip.reference_sketch,
-            clip.reference_landmarks,
-            self._start_history(clip.reference, clip.reference_sketch, clip.reference_landmarks),
-        ).frame.float()
-        real, size = clip.frames.float(), len(clip.names)
-        metrics = self.metrics[split]
-        copied = clip.reference[:, None].expand_as(real).float()
-        metrics["psnr"].update(_fold(generated), _fold(real))
-        metrics["ssim"].update(_fold(generated), _fold(real))
-        metrics["psnr_reference"].update(_fold(copied), _fold(real))
-        metrics["ssim_reference"].update(_fold(copied), _fold(real))
-        metrics["l1"].update((generated - real).abs().mean(dim=(1, 2, 3, 4)))
-        for region, inside in (
-            ("face", face_region(clip.landmarks, self.hparams.image_size)),
-            ("mouth", clip.mouth_box),
-        ):
-            inside = inside.expand_as(real)
-            count = inside.sum(dim=(2, 3, 4))
-            for name, frames in ((f"psnr_{region}", generated), (f"psnr_{region}_reference", copied)):
-                error = ((frames - real).square() * inside).sum(dim=(2, 3, 4))
-                metrics[name].update(error / count.clamp_min(1), count)
-        if clip.flow is not None:
-            error, count = temporal_warping_error(generated, clip.flow, clip.flow_valid)
-            metrics["warp_error"].update(error, count)
-            error, count = temporal_warping_error(real, clip.flow, clip.flow_valid)
-            metrics["warp_error_real"].update(error, count)
-            metrics["flicker"].update(frame_difference_energy(generated) - frame_difference_energy(real))
+        rollout = self.frame_rollout().start(clip.reference, clip.reference_landmarks)
         every = self.hparams.lmd_every_n_epochs
-        if split != "val" or (every > 0 and self.current_epoch % every == 0):
-            lmd = mouth_lmd_on_frames(_fold(generated), _fold(clip.landmarks))
-            metrics["lmd"].update(lmd)
-            metrics["face_found"].update(torch.isfinite(lmd).float())
-            metrics["lmd_real"].update(mouth_lmd_on_frames(_fold(real), _fold(clip.landmarks)))
-        for name, metric in metrics.items():
+        detector = split != "val" or (every > 0 and self.current_epoch % every == 0)
+        self.metrics[split].score(clip, rollout.unroll(clip.landmarks).frame, detector)
+        for name, metric in self.metrics[split].items():
             if metric.update_called:
-                self.log(f"{split}/{name}", metric, on_epoch=True, batch_size=size, add_dataloader_idx=False)
+                self.log(
+                    f"{split}/{name}",
+                    metric,
+                    on_epoch=True,
+                    batch_size=len(clip.names),
+                    add_dataloader_idx=False,
+                )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -789,8 +385,10 @@ class Face2VidModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """Autoregressive frames [B, L, 3, S, S] for a stage-2 batch, with the batch's names."""
-        clip = self._prepare(batch, None)
-        frames = self.rollout(clip.landmarks, clip.reference, clip.reference_landmarks).frame
+        clip = self._prepare(batch)
+        frames = (
+            self.frame_rollout().start(clip.reference, clip.reference_landmarks).unroll(clip.landmarks).frame
+        )
         return {"frames": frames, "speaker": batch["speaker"], "utterance": batch["utterance"]}
 
     # --- optimisation ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from talking_face.datamodules.datamodule import TalkingFaceDataModule
 from talking_face.datamodules.faces.landmark_scheme import MOUTH
+from talking_face.lightning_modules.face2vid_losses import DEFAULT_LOSS_WEIGHTS
 from talking_face.lightning_modules.face2vid_metrics import (
     PSNRFromMSE,
     estimate_flow,
@@ -23,8 +24,9 @@ from talking_face.lightning_modules.face2vid_metrics import (
     resize_clip,
     temporal_warping_error,
 )
-from talking_face.lightning_modules.face2vid_module import DEFAULT_LOSS_WEIGHTS, Face2VidModule
+from talking_face.lightning_modules.face2vid_module import Face2VidModule
 from talking_face.lightning_modules.networks.warp import warp
+from talking_face.lightning_modules.rollout import generate_video
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FAST = {"image_size": 32, "lr_generator": 1e-3, "lr_discriminator": 1e-3}
@@ -177,9 +179,10 @@ def test_checkpoint_round_trip_gives_identical_frames(trained: dict, data, tmp_p
     item = data.dataset("test_speakers")[0]  # a person never seen in training
     frames, landmarks = resize_clip(item["frames"], item["landmarks"], 32)
     reference, reference_landmarks = resize_clip(item["reference_frame"], item["reference_landmarks"], 32)
-    expected = module.generate_sequence(landmarks, reference, reference_landmarks)
+    expected = generate_video(module.frame_rollout(), landmarks, reference, reference_landmarks)
     assert expected.shape == frames.shape
-    assert torch.equal(loaded.generate_sequence(landmarks, reference, reference_landmarks), expected)
+    reloaded = generate_video(loaded.frame_rollout(), landmarks, reference, reference_landmarks)
+    assert torch.equal(reloaded, expected)
 
 
 @pytest.mark.slow
@@ -268,11 +271,10 @@ def test_every_switch_combination_trains_and_validates(
     )
     loader = DataLoader(fixed_batches[:1], batch_size=None)
     make_trainer(fast_dev_run=1).fit(module, loader, loader)
-    out = module.rollout(
-        resize_clip(fixed_batches[0]["frames"], fixed_batches[0]["landmarks"], 32)[1],
-        resize_clip(fixed_batches[0]["reference_frame"], fixed_batches[0]["reference_landmarks"], 32)[0],
-        resize_clip(fixed_batches[0]["reference_frame"], fixed_batches[0]["reference_landmarks"], 32)[1],
-    )
+    landmarks = resize_clip(fixed_batches[0]["frames"], fixed_batches[0]["landmarks"], 32)[1]
+    reference = resize_clip(fixed_batches[0]["reference_frame"], fixed_batches[0]["reference_landmarks"], 32)
+    with torch.no_grad():
+        out = module.frame_rollout().start(*reference).unroll(landmarks)
     assert out.frame.shape == (2, 4, 3, 32, 32)
     assert (out.flow is None) != use_flow and (out.warped_reference is None) != use_reference_warp
 
@@ -288,8 +290,8 @@ def test_channels_last_gives_the_same_frames_and_trains(make_trainer, tiny_face2
     _, landmarks = resize_clip(item["frames"], item["landmarks"], 32)
     reference, reference_landmarks = resize_clip(item["reference_frame"], item["reference_landmarks"], 32)
     torch.testing.assert_close(
-        fast.generate_sequence(landmarks, reference, reference_landmarks),
-        plain.generate_sequence(landmarks, reference, reference_landmarks),
+        generate_video(fast.frame_rollout(), landmarks, reference, reference_landmarks),
+        generate_video(plain.frame_rollout(), landmarks, reference, reference_landmarks),
         atol=1e-5,
         rtol=1e-4,
     )
@@ -312,7 +314,7 @@ def sequence(data) -> dict:
     frames = torch.from_numpy(np.array(record.array("frames")[:9])).permute(0, 3, 1, 2).float() / 255
     landmarks = torch.from_numpy(np.array(record.array("landmarks")[:9], np.float32))
     frames, landmarks = resize_clip(frames, landmarks, 32)
-    return {"landmarks": landmarks, "reference_frame": frames[4], "reference_landmarks": landmarks[4]}
+    return {"landmarks": landmarks, "reference": frames[4], "reference_landmarks": landmarks[4]}
 
 
 def test_generation_in_chunks_equals_one_go(tiny_face2vid, sequence: dict) -> None:
@@ -320,37 +322,41 @@ def test_generation_in_chunks_equals_one_go(tiny_face2vid, sequence: dict) -> No
     module = tiny_face2vid(**FAST)
     with torch.no_grad():  # open the motion heads so that the previous frames matter
         torch.nn.init.normal_(module.generator.motion_head.weight, std=0.2)
-    whole = module.generate_sequence(**sequence)
+    whole = generate_video(module.frame_rollout(), **sequence)
     assert whole.shape == (9, 3, 32, 32) and whole.min() >= 0 and whole.max() <= 1
-    torch.testing.assert_close(module.generate_sequence(**sequence, chunk_frames=1), whole, rtol=0, atol=1e-6)
-    torch.testing.assert_close(module.generate_sequence(**sequence, chunk_frames=4), whole, rtol=0, atol=1e-6)
-    head = {**sequence, "landmarks": sequence["landmarks"][:5]}
-    tail = {**sequence, "landmarks": sequence["landmarks"][5:]}
-    first = module.generate_sequence(**head)
-    rest = module.generate_sequence(**tail, previous=first[-2:], previous_landmarks=head["landmarks"][-2:])
-    torch.testing.assert_close(torch.cat([first, rest]), whole, rtol=0, atol=1e-6)
-    one = module.generate_sequence(**tail, previous=first[-1:], previous_landmarks=head["landmarks"][-1:])
-    assert not torch.allclose(
-        one, rest
-    )  # fewer than K previous frames: the reference fills in, as at the start
+    for chunk_frames in (1, 4):
+        chunked = generate_video(module.frame_rollout(), **sequence, chunk_frames=chunk_frames)
+        torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+    head, tail = sequence["landmarks"][None, :5], sequence["landmarks"][None, 5:]
+    start = (sequence["reference"][None], sequence["reference_landmarks"][None])
+
+    def continued(previous: int) -> torch.Tensor:
+        """The tail made by a new rollout that continues from the last ``previous`` frames of the head."""
+        rollout = module.frame_rollout().start(*start)
+        rollout.continue_from(whole[None, 5 - previous : 5], head[:, -previous:])
+        return rollout.unroll(tail).frame[0]
+
+    with torch.no_grad():
+        torch.testing.assert_close(continued(2), whole[5:], rtol=0, atol=1e-6)
+        # fewer than K previous frames: the reference fills in, as at the start
+        assert not torch.allclose(continued(1), whole[5:])
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (
-            {"reference_frame": torch.rand(3, 48, 48)},
-            r"reference_frame \(of a 32-px model\) must be \[B, 3, 32, 32\]",
+            {"reference": torch.rand(3, 48, 48)},
+            r"reference \(of a 32-px model\) must be \[B, 3, 32, 32\]",
         ),
         ({"landmarks": torch.full((3, 68, 2), float("nan"))}, "NaN"),
         ({"landmarks": torch.zeros(0, 68, 2)}, "no frame"),
         ({"landmarks": torch.zeros(3, 20, 2)}, r"landmarks must be \[T, 68, 2\], got \[3, 20, 2\]"),
-        ({"previous": torch.rand(2, 3, 32, 32)}, "previous_landmarks"),
     ],
 )
 def test_generation_rejects_bad_inputs(tiny_face2vid, sequence: dict, change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        tiny_face2vid(**FAST).generate_sequence(**(sequence | change))
+        generate_video(tiny_face2vid(**FAST).frame_rollout(), **(sequence | change))
 
 
 # --- metrics ----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from generation_media import photo_file
 
 from talking_face.generation.checkpoints import export_checkpoint, load_stage
 from talking_face.generation.finetune import FaceVideo, face_videos, own_previous_reached, train_on
+from talking_face.lightning_modules.rollout import generate_video
 
 SIZE = 64
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,7 +80,8 @@ def _reconstruction_error(module, videos: list[FaceVideo]) -> float:
     for video, other in zip(videos, videos[::-1], strict=True):
         frames = torch.from_numpy(video.frames).permute(0, 3, 1, 2).float() / 255
         reference = torch.from_numpy(other.frames[other.num_frames // 2]).permute(2, 0, 1).float() / 255
-        made = module.generate_sequence(
+        made = generate_video(
+            module.frame_rollout(),
             torch.from_numpy(video.landmarks),
             reference,
             torch.from_numpy(other.landmarks[other.num_frames // 2]),

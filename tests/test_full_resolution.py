@@ -22,7 +22,7 @@ from talking_face.generation.full_resolution import (
     warp_field,
 )
 from talking_face.generation.pipeline import TalkingFacePipeline
-from talking_face.lightning_modules.rollout import FrameRollout
+from talking_face.lightning_modules.rollout import FrameRollout, generate_video
 
 SIZE = 64
 
@@ -221,9 +221,10 @@ def test_frame_rollout_makes_the_modules_frames_in_chunks(tiny_face2vid):
     reference_landmarks = torch.from_numpy(_face(size)).float()
     landmarks = reference_landmarks + torch.from_numpy(rng.normal(0, 0.7, (7, 68, 2))).float()
     reference = torch.rand(3, size, size)
-    expected = module.generate_sequence(landmarks, reference, reference_landmarks)
-    rollout = FrameRollout.from_module(module).start(reference, reference_landmarks)
-    outputs = [*rollout.run(landmarks[:3]), *rollout.run(landmarks[3:])]
+    expected = generate_video(module.frame_rollout(), landmarks, reference, reference_landmarks)
+    rollout = FrameRollout.from_module(module).start(reference[None], reference_landmarks[None])
+    with torch.no_grad():
+        outputs = [*rollout.run(landmarks[None, :3]), *rollout.run(landmarks[None, 3:])]
     frames = torch.cat([out.frame for out in outputs])
     torch.testing.assert_close(frames, expected, atol=1e-5, rtol=0)
     assert outputs[0].reference_flow.shape == (1, 2, size, size) and outputs[0].mask.shape == (
@@ -243,9 +244,10 @@ def test_the_rollout_caps_the_temporal_mask_it_is_given(tiny_face2vid):
 
     def masks(cap: float) -> torch.Tensor:
         rollout = FrameRollout.from_module(module, max_temporal_mask=cap).start(
-            reference, reference_landmarks
+            reference[None], reference_landmarks[None]
         )
-        return torch.stack([out.mask for out in rollout.run(landmarks)])
+        with torch.no_grad():
+            return torch.stack([out.mask for out in rollout.run(landmarks[None])])
 
     assert masks(1.0).max() > 0.5  # at init the generator copies its previous frame
     assert masks(0.3).max() <= 0.3

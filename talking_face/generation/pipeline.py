@@ -288,12 +288,13 @@ class TalkingFacePipeline:
         model, device = self.face2vid_model, self.device
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255)
         rollout = FrameRollout.from_module(model, self.max_temporal_mask)
-        rollout.start(reference, torch.from_numpy(plan.reference_landmarks))
+        rollout.start(reference[None], torch.from_numpy(plan.reference_landmarks)[None])
         bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
         for start in range(0, plan.num_frames, chunk_frames):
             stop = min(start + chunk_frames, plan.num_frames)
             landmarks = torch.from_numpy(plan.driving[start:stop]).to(device)
-            outputs = list(rollout.run(landmarks))
+            with torch.no_grad():
+                outputs = list(rollout.run(landmarks[None]))
             crops, drawn = (
                 torch.cat([getattr(out, name) for out in outputs])
                 .clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
