@@ -157,19 +157,25 @@ def build_pipeline(size: int, device: str, landmarks: str | None, face2vid: str 
     shipped architecture at ``size`` where none fits."""
     import yaml
 
-    from talking_face.generation.checkpoints import SHIPPED_DIR, load_stage, shipped_checkpoint
-    from talking_face.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.checkpoints import (
+        SHIPPED_DIR,
+        load_frame_rollout,
+        load_mouth_predictor,
+        shipped_checkpoint,
+    )
+    from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
     from talking_face.lightning_modules import Face2VidModule
 
-    landmark_model = load_stage(landmarks or shipped_checkpoint("landmarks"), "landmarks", device)
+    mouth = load_mouth_predictor(landmarks or shipped_checkpoint("landmarks"), device)
     path = Path(face2vid) if face2vid else SHIPPED_DIR / "face2vid.ckpt"
     if path.is_file():
-        model = load_stage(path, "face2vid", device)
-        if int(model.hparams.image_size) == size:
-            return TalkingFacePipeline(landmark_model, model, device), str(path)
+        rollout = load_frame_rollout(path, device, DEFAULT_MAX_TEMPORAL_MASK)
+        if rollout.size == size:
+            return TalkingFacePipeline(mouth, rollout, device), str(path)
     arguments = yaml.safe_load(SHIPPED_CONFIG.read_text())["model"]["init_args"] | {"image_size": size}
     torch.manual_seed(0)
-    return TalkingFacePipeline(landmark_model, Face2VidModule(**arguments), device), "fresh"
+    fresh = Face2VidModule(**arguments).frame_rollout(DEFAULT_MAX_TEMPORAL_MASK)
+    return TalkingFacePipeline(mouth, fresh, device), "fresh"
 
 
 def measure(

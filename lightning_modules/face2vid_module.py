@@ -47,10 +47,10 @@ from talking_face.lightning_modules.face2vid_metrics import (
 )
 from talking_face.lightning_modules.face2vid_scores import Face2VidScores
 from talking_face.lightning_modules.networks.discriminator import MultiScaleDiscriminator
-from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
+from talking_face.lightning_modules.networks.generator import GeneratorOutput
 from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS
 from talking_face.lightning_modules.networks.warp import warp
-from talking_face.lightning_modules.rollout import FrameRollout, fold, windows
+from talking_face.lightning_modules.rollout import FrameRollout, build_generator, fold, windows
 
 __all__ = ["Face2VidModule"]
 
@@ -137,16 +137,7 @@ class Face2VidModule(L.LightningModule):
             raise ValueError(f"own_previous_max must lie in [0, 1], got {own_previous_max}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.generator = Face2VidGenerator(
-            SKETCH_CHANNELS,
-            num_previous,
-            channels,
-            bottleneck_blocks,
-            attention_heads,
-            use_flow,
-            use_attention,
-            use_reference_warp,
-        )
+        self.generator = build_generator(self.hparams)
         self.image_discriminator = MultiScaleDiscriminator(
             SKETCH_CHANNELS + 3,
             discriminator_scales,

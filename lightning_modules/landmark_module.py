@@ -1,6 +1,7 @@
-"""Stage 1 as a LightningModule: losses, modality dropout, per-mode metrics, optimiser and inference API.
+"""Stage 1 as a LightningModule: losses, modality dropout, per-mode metrics and optimiser.
 
-The networks live in ``lightning_modules.networks.landmark_net``; this file owns only training logic.
+The networks live in ``lightning_modules.networks.landmark_net`` and inference in ``landmark_inference``;
+this file owns only training logic.
 Batches follow the stage-1 contract of ``datamodules.datasets.collate_sequences``:
 ``audio_features`` [B, 4T, 80], ``phoneme_ids`` [B, T], ``mouth`` [B, T, 20, 2] (face-normalised),
 ``mouth_reference`` [B, 20, 2], ``mask`` [B, T], ``lengths`` [B], ``pixels_per_unit`` [B].
@@ -12,7 +13,6 @@ predictor trained here, from TTS timings or from a forced aligner, see ``text_ti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import lightning as L
@@ -24,19 +24,16 @@ from talking_face.datamodules import timebase
 from talking_face.datamodules.datamodule import TEST_SPLITS
 from talking_face.datamodules.faces.landmark_scheme import NUM_MOUTH
 from talking_face.datamodules.phonemes import PAD_ID, VOCAB
-from talking_face.lightning_modules.eval_mode import eval_mode
+from talking_face.lightning_modules.landmark_inference import LandmarkPrediction, MouthPredictor
 from talking_face.lightning_modules.metrics import LandmarkVelocityError, MouthLandmarkDistance
 from talking_face.lightning_modules.networks.landmark_net import (
-    DurationPredictor,
-    LandmarkNet,
     augment_log_mel,
-    length_regulate,
     lengths_to_mask,
     run_length_encode,
 )
 from talking_face.lightning_modules.phone_noise import corrupt_phonemes
 
-__all__ = ["EVAL_MODES", "INPUT_MODES", "LandmarkModule", "LandmarkPrediction"]
+__all__ = ["EVAL_MODES", "INPUT_MODES", "LandmarkModule"]
 
 INPUT_MODES = ("audio", "text", "both")
 """The model's input modes; all three are served by one checkpoint."""
@@ -45,24 +42,6 @@ EVAL_MODES = (*INPUT_MODES, "text_durations", "reference", "mean_mouth")
 """What validation/test measure: the three modes (text on the corpus' own alignment), text on frames placed
 by the duration predictor (rescaled to the true length), and two baselines: the neutral mouth and the
 neutral mouth plus the training set's mean displacement."""
-
-
-_WHERE = "lightning_modules/landmark_module.py"
-
-
-@dataclass(frozen=True)
-class LandmarkPrediction:
-    """Result of ``LandmarkModule.predict``.
-
-    mouth [B, T, 20, 2] face-normalised (the reference beyond each length); lengths [B] frames;
-    phoneme_ids [B, T] the frame phonemes used (placed by the duration predictor when tokens were given),
-    None in audio mode; mode: "audio", "text" or "both".
-    """
-
-    mouth: Tensor
-    lengths: Tensor
-    phoneme_ids: Tensor | None
-    mode: str
 
 
 def masked_position_loss(preds: Tensor, target: Tensor, mask: Tensor, kind: Literal["l1", "l2"]) -> Tensor:
@@ -165,25 +144,14 @@ class LandmarkModule(L.LightningModule):
             ("warmup_fraction", warmup_fraction),
         ):
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{_WHERE}: {name} must lie in [0, 1], got {value}")
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
         if audio_only_prob + text_only_prob > 1.0:
             raise ValueError(
-                f"{_WHERE}: audio_only_prob + text_only_prob must be <= 1, "
-                f"got {audio_only_prob} + {text_only_prob}"
+                f"audio_only_prob + text_only_prob must be <= 1, got {audio_only_prob} + {text_only_prob}"
             )
         self.save_hyperparameters()
-        self.net = LandmarkNet(
-            num_phonemes,
-            hidden_size,
-            audio_blocks,
-            text_blocks,
-            gru_layers,
-            attention_layers,
-            attention_heads,
-            dropout,
-            condition_on_reference,
-        )
-        self.durations = DurationPredictor(num_phonemes, duration_hidden_size, duration_blocks, dropout)
+        networks = MouthPredictor.from_hparams(self.hparams)
+        self.net, self.durations = networks.net, networks.durations
         # running mean of (mouth - mouth_reference) over training frames: the "mean mouth" baseline
         self.register_buffer("mean_displacement", torch.zeros(NUM_MOUTH, 2))
         self.register_buffer("displacement_count", torch.zeros(()))
@@ -217,144 +185,17 @@ class LandmarkModule(L.LightningModule):
         """Mouth landmarks [B, T, 20, 2]; see ``LandmarkNet.forward`` for the inputs."""
         return self.net(mouth_reference, lengths, audio_features, phoneme_ids, use_audio, use_text)
 
-    def place_phonemes(
-        self, tokens: Tensor, token_lengths: Tensor, num_frames: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Phoneme tokens [B, N] -> frame ids [B, T] and lengths [B] with the duration predictor.
+    def predictor(self) -> MouthPredictor:
+        """This model's networks for inference (``landmark_inference.MouthPredictor``)."""
+        return MouthPredictor(self.net, self.durations)
 
-        ``num_frames`` [B] rescales each row to that length (e.g. the length of given audio).
-        """
-        return length_regulate(
-            tokens, self.durations.frames(tokens, token_lengths), token_lengths, num_frames
-        )
+    def place_phonemes(self, tokens: Tensor, token_lengths: Tensor, num_frames: Tensor | None = None):
+        """See ``MouthPredictor.place_phonemes``."""
+        return self.predictor().place_phonemes(tokens, token_lengths, num_frames)
 
-    @torch.no_grad()
-    def predict(
-        self,
-        *,
-        mouth_reference: Tensor,
-        audio_features: Tensor | None = None,
-        phoneme_ids: Tensor | None = None,
-        phoneme_tokens: Tensor | None = None,
-        token_lengths: Tensor | None = None,
-        lengths: Tensor | None = None,
-        window_frames: int | None = 300,
-        overlap_frames: int = 50,
-    ) -> LandmarkPrediction:
-        """Inference in any input mode, in eval mode, on the module's device.
-
-        Long inputs run in overlapping windows of ``window_frames`` (None: in one pass), cross-faded over
-        ``overlap_frames``: memory stays bounded for minutes of speech (attention is quadratic in length)
-        and each window is about as long as the training crops.
-
-        Args:
-            mouth_reference: [B, 20, 2] the person's neutral mouth, face-normalised.
-            audio_features: [B, 4T, 80] log-mel (``datamodules.audio_features.log_mel``), or None.
-            phoneme_ids: [B, T] phoneme id per frame (from TTS timings or a forced aligner), or None.
-            phoneme_tokens: [B, N] phoneme sequence without timing (instead of ``phoneme_ids``): placed on
-                frames by the duration predictor, rescaled to the audio's length when audio is given.
-            token_lengths: [B] tokens per row (default: the non-pad tokens).
-            lengths: [B] real frames per row (default: all frames given).
-            window_frames: frames per window for long inputs, None for one pass.
-            overlap_frames: frames shared by consecutive windows (linear cross-fade).
-        Returns:
-            ``LandmarkPrediction`` with mouth [B, T, 20, 2].
-        """
-        if phoneme_ids is not None and phoneme_tokens is not None:
-            raise ValueError(
-                f"{_WHERE}: give phoneme_ids (timed, per frame) or phoneme_tokens (untimed), not both"
-            )
-        device = self.device
-        audio_features, phoneme_ids, phoneme_tokens, token_lengths, lengths = (
-            None if x is None else x.to(device)
-            for x in (audio_features, phoneme_ids, phoneme_tokens, token_lengths, lengths)
-        )
-        audio_frames = None if audio_features is None else audio_features.shape[1] // timebase.STEPS_PER_FRAME
-        if audio_frames == 0:
-            raise ValueError(
-                f"{_WHERE}: zero-length audio: audio_features has shape {tuple(audio_features.shape)}"
-            )
-        if lengths is None and audio_frames is not None:
-            lengths = torch.full((audio_features.shape[0],), audio_frames, device=device)
-        with eval_mode(self):
-            if phoneme_tokens is not None:
-                if phoneme_tokens.ndim != 2 or phoneme_tokens.shape[1] == 0:
-                    raise ValueError(
-                        f"{_WHERE}: empty phoneme sequence: phoneme_tokens has shape "
-                        f"{tuple(phoneme_tokens.shape)}, expected [B, N > 0]"
-                    )
-                if token_lengths is None:
-                    token_lengths = (phoneme_tokens != PAD_ID).sum(dim=1)
-                phoneme_ids, placed = self.place_phonemes(phoneme_tokens, token_lengths, lengths)
-                lengths = placed if lengths is None else lengths
-                if audio_frames is not None:
-                    phoneme_ids = F.pad(phoneme_ids, (0, audio_frames - phoneme_ids.shape[1]), value=PAD_ID)
-            if lengths is None and phoneme_ids is not None:
-                lengths = torch.full((phoneme_ids.shape[0],), phoneme_ids.shape[1], device=device)
-            if lengths is None:
-                raise ValueError(
-                    f"{_WHERE}: no input modality: give audio_features and/or phoneme ids/tokens"
-                )
-            mouth = self._forward_in_windows(
-                mouth_reference.to(device),
-                lengths,
-                audio_features,
-                phoneme_ids,
-                window_frames,
-                overlap_frames,
-            )
-        mode = "text" if audio_features is None else "audio" if phoneme_ids is None else "both"
-        return LandmarkPrediction(mouth, lengths, phoneme_ids, mode)
-
-    def _forward_in_windows(
-        self,
-        reference: Tensor,
-        lengths: Tensor,
-        audio_features: Tensor | None,
-        phoneme_ids: Tensor | None,
-        window: int | None,
-        overlap: int,
-    ) -> Tensor:
-        """``forward`` over windows [s, s + window) every ``window - overlap`` frames, cross-faded.
-
-        Each frame's output is the ramp-weighted mean of the windows covering it; rows are run only in the
-        windows holding some of their frames, and padded frames are the reference mouth.
-        """
-        frames = (
-            phoneme_ids.shape[1]
-            if phoneme_ids is not None
-            else audio_features.shape[1] // timebase.STEPS_PER_FRAME
-        )
-        if window is None or frames <= window:
-            return self(reference, lengths, audio_features, phoneme_ids)
-        if not 0 <= overlap < window:
-            raise ValueError(f"{_WHERE}: need 0 <= overlap_frames < window_frames, got {overlap}, {window}")
-        steps = timebase.STEPS_PER_FRAME
-        total = reference[:, None].new_zeros(len(lengths), frames, *reference.shape[1:])
-        weight = total.new_zeros(len(lengths), frames)
-        for start in range(0, frames - overlap, window - overlap):
-            stop = min(start + window, frames)
-            inside = (lengths - start).clamp(0, stop - start)
-            rows = inside > 0
-            if not rows.any():
-                break
-            out = self(
-                reference[rows],
-                inside[rows],
-                None if audio_features is None else audio_features[rows, start * steps : stop * steps],
-                None if phoneme_ids is None else phoneme_ids[rows, start:stop],
-            )
-            ramp = total.new_ones(stop - start)
-            fade = torch.linspace(0.0, 1.0, overlap + 2, device=ramp.device)[1:-1]
-            if overlap and start > 0:
-                ramp[:overlap] = fade
-            if overlap and stop < frames:
-                ramp[-overlap:] = fade.flip(0)
-            total[rows, start:stop] += out * ramp[:, None, None]
-            weight[rows, start:stop] += ramp
-        mask = lengths_to_mask(lengths, frames)[..., None, None]
-        mean = total / weight.clamp_min(1e-12)[..., None, None]
-        return torch.where(mask, mean, reference[:, None].expand_as(mean))
+    def predict(self, **inputs) -> LandmarkPrediction:
+        """See ``MouthPredictor.predict``."""
+        return self.predictor().predict(**inputs)
 
     # --- training -------------------------------------------------------------------------------
 
@@ -495,7 +336,7 @@ class LandmarkModule(L.LightningModule):
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):
             raise ValueError(
-                f"{_WHERE}: lr_schedule {hp.lr_schedule!r} needs a finite run (set trainer.max_epochs "
+                f"lr_schedule {hp.lr_schedule!r} needs a finite run (set trainer.max_epochs "
                 "or max_steps), or use lr_schedule: constant"
             )
         total = max(int(total), 1)

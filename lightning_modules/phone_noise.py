@@ -29,7 +29,6 @@ from talking_face.datamodules.phonemes import SIL_ID, VOCAB
 
 __all__ = ["corrupt_phonemes"]
 
-_WHERE = "lightning_modules/phone_noise.py"
 _FIRST_PHONE = SIL_ID + 1  # VOCAB: <pad>, sil, then the 39 phones
 
 
@@ -82,13 +81,9 @@ def corrupt_phonemes(
     the 11-12 % phone error measured on real speech); ``jitter`` is the largest boundary shift in frames.
     """
     if phoneme_ids.ndim != 2 or lengths.shape != phoneme_ids.shape[:1]:
-        raise ValueError(
-            f"{_WHERE}: want ids [B, T] and lengths [B], got {phoneme_ids.shape}, {lengths.shape}"
-        )
+        raise ValueError(f"want ids [B, T] and lengths [B], got {phoneme_ids.shape}, {lengths.shape}")
     if not (0.0 <= substitution <= 1.0 and 0.0 <= deletion <= 1.0 and jitter >= 0):
-        raise ValueError(
-            f"{_WHERE}: bad rates: substitution {substitution}, deletion {deletion}, jitter {jitter}"
-        )
+        raise ValueError(f"bad rates: substitution {substitution}, deletion {deletion}, jitter {jitter}")
     device = phoneme_ids.device
     out = phoneme_ids.detach().cpu().clone()
     for b, n in enumerate(lengths.tolist()):

@@ -16,7 +16,7 @@ networks are used.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import torch
 from einops import rearrange
@@ -25,11 +25,11 @@ from torch import Tensor
 from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS
 from talking_face.lightning_modules.eval_mode import eval_mode
 from talking_face.lightning_modules.networks.generator import Face2VidGenerator, GeneratorOutput
-from talking_face.lightning_modules.networks.rasterise import rasterise_landmarks
+from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS, rasterise_landmarks
 from talking_face.lightning_modules.networks.warp import landmark_flow
 from talking_face.shapes import check_shape
 
-__all__ = ["FrameRollout", "fold", "generate_video", "windows"]
+__all__ = ["FrameRollout", "build_generator", "fold", "generate_video", "windows"]
 
 
 def fold(x: Tensor) -> Tensor:
@@ -41,6 +41,20 @@ def windows(frames: Tensor, length: int) -> Tensor:
     """All runs of ``length`` consecutive frames: [B, T, ...] -> [B, T - length + 1, length, ...]."""
     count = frames.shape[1] - length + 1
     return torch.stack([frames[:, j : j + count] for j in range(length)], dim=2)
+
+
+def build_generator(hp: Mapping) -> Face2VidGenerator:
+    """An untrained generator shaped by a ``Face2VidModule``'s hyperparameters (a checkpoint's, say)."""
+    return Face2VidGenerator(
+        SKETCH_CHANNELS,
+        hp["num_previous"],
+        hp["channels"],
+        hp["bottleneck_blocks"],
+        hp["attention_heads"],
+        hp["use_flow"],
+        hp["use_attention"],
+        hp["use_reference_warp"],
+    )
 
 
 class FrameRollout:
@@ -79,9 +93,15 @@ class FrameRollout:
     @classmethod
     def from_module(cls, module, max_temporal_mask: float = 1.0) -> FrameRollout:
         """The rollout of a ``Face2VidModule`` (its generator and hyperparameters)."""
-        hp = module.hparams
-        return cls(module.generator, hp.image_size, hp.sketch_sigma, hp.prior_sigma, hp.use_landmark_prior,
-                   max_temporal_mask)  # fmt: skip
+        return cls.from_hparams(module.generator, module.hparams, max_temporal_mask)
+
+    @classmethod
+    def from_hparams(
+        cls, generator: Face2VidGenerator, hp: Mapping, max_temporal_mask: float = 1.0
+    ) -> FrameRollout:
+        """The rollout of ``generator`` as a ``Face2VidModule`` with hyperparameters ``hp`` trained it."""
+        sigmas = hp["sketch_sigma"], hp["prior_sigma"]
+        return cls(generator, hp["image_size"], *sigmas, hp["use_landmark_prior"], max_temporal_mask)
 
     @property
     def device(self) -> torch.device:

@@ -38,7 +38,6 @@ __all__ = [
     "timing_from_tts",
 ]
 
-_WHERE = "lightning_modules/text_timing.py"
 Source = Literal["duration_predictor", "tts", "forced_aligner"]
 
 
@@ -79,7 +78,7 @@ def segments_from_frame_ids(frame_ids: Sequence[int] | np.ndarray | torch.Tensor
 
     ids = np.asarray(frame_ids.cpu() if isinstance(frame_ids, torch.Tensor) else frame_ids, dtype=np.int64)
     if ids.ndim != 1 or ids.size == 0:
-        raise ValueError(f"{_WHERE}: frame ids must be a non-empty [T] sequence, got shape {ids.shape}")
+        raise ValueError(f"frame ids must be a non-empty [T] sequence, got shape {ids.shape}")
     bounds = np.flatnonzero(np.diff(ids)) + 1
     starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [ids.size]])
     fps = timebase.FPS
@@ -96,7 +95,7 @@ def timing_from_durations(module: LandmarkModule, text: str, num_frames: int | N
     from talking_face.datamodules.phonemes import phoneme_id
 
     if num_frames is not None and num_frames <= 0:
-        raise ValueError(f"{_WHERE}: num_frames must be positive, got {num_frames}")
+        raise ValueError(f"num_frames must be positive, got {num_frames}")
     labels = text_phonemes(text)
     tokens = torch.tensor([[phoneme_id(label) for label in labels]], device=module.device)
     token_lengths = torch.tensor([len(labels)], device=module.device)
@@ -130,7 +129,7 @@ def timing_from_audio(audio: np.ndarray, sample_rate: int, text: str) -> TextTim
 
     audio = np.asarray(audio)
     if audio.ndim != 1 or audio.size == 0:
-        raise ValueError(f"{_WHERE}: audio must be non-empty mono [N], got shape {audio.shape}")
+        raise ValueError(f"audio must be non-empty mono [N], got shape {audio.shape}")
     alignment = force_align(audio, sample_rate, text)
     num_frames = timebase.num_frames_for(round(audio.size / sample_rate * timebase.SAMPLE_RATE))
     return TextTiming(tuple(alignment.phonemes), num_frames, "forced_aligner", float(alignment.score))

@@ -14,12 +14,15 @@ def app_client(tiny_face2vid, tmp_path_factory):
     """The demo over a tiny random Face2Vid and the shipped stage 1, served on 127.0.0.1, and a client."""
     from gradio_client import Client
 
-    from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+    from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
     from talking_face.generation.demo import build_app
-    from talking_face.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
 
     face2vid = tiny_face2vid(seed=0)
-    pipeline = TalkingFacePipeline(load_stage(shipped_checkpoint("landmarks"), "landmarks"), face2vid)
+    pipeline = TalkingFacePipeline(
+        load_mouth_predictor(shipped_checkpoint("landmarks")),
+        face2vid.frame_rollout(DEFAULT_MAX_TEMPORAL_MASK),
+    )
     app = build_app(pipeline)
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:

@@ -14,14 +14,14 @@ import torch
 from generation_media import photo_file, spoken, write_clip, write_speech
 
 from talking_face.datamodules.faces.alignment import TEMPLATE_68, template_points
-from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
 from talking_face.generation.full_resolution import (
     mouth_interior,
     newly_visible,
     render_frame,
     warp_field,
 )
-from talking_face.generation.pipeline import TalkingFacePipeline
+from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
 from talking_face.lightning_modules.rollout import FrameRollout, generate_video
 
 SIZE = 64
@@ -126,7 +126,10 @@ def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_face2vid) -> TalkingFacePipeline:
-    return TalkingFacePipeline(load_stage(shipped_checkpoint("landmarks"), "landmarks"), tiny_face2vid())
+    return TalkingFacePipeline(
+        load_mouth_predictor(shipped_checkpoint("landmarks")),
+        tiny_face2vid().frame_rollout(DEFAULT_MAX_TEMPORAL_MASK),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ from talking_face.datamodules import timebase
 from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points, neutral_mouth
 from talking_face.datamodules.media import load_audio, probe_video, read_video
 from talking_face.errors import UsageError
-from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
 from talking_face.generation.paste_back import face_mask, paste_face
-from talking_face.generation.pipeline import TalkingFacePipeline, pingpong_indices
+from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline, pingpong_indices
 
 PAUSE_SECONDS = 1.0
 MARGIN = 1
@@ -37,9 +37,8 @@ spares the rounding of OpenCV's fixed-point warp, which samples the mask on a sh
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_face2vid) -> TalkingFacePipeline:
-    return TalkingFacePipeline(
-        load_stage(shipped_checkpoint("landmarks"), "landmarks"), tiny_face2vid(seed=0)
-    )
+    rollout = tiny_face2vid(seed=0).frame_rollout(DEFAULT_MAX_TEMPORAL_MASK)
+    return TalkingFacePipeline(load_mouth_predictor(shipped_checkpoint("landmarks")), rollout)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,8 @@ from talking_face.generation.checkpoints import (
     FORMAT_VERSION,
     CheckpointError,
     export_checkpoint,
+    load_frame_rollout,
+    load_mouth_predictor,
     load_stage,
     shipped_checkpoint,
 )
@@ -187,6 +189,26 @@ def test_each_stage_loads_and_the_wrong_stage_is_refused(face2vid_checkpoint):
         load_stage(landmarks, "face2vid")
     with pytest.raises(CheckpointError, match=r"face2vid\.ckpt: is a face2vid checkpoint, but a landmarks"):
         load_stage(face2vid_checkpoint, "landmarks")
+
+
+def test_inference_loads_only_the_networks_and_they_are_the_modules(face2vid_checkpoint):
+    """``generate`` loads networks, not GAN modules: the same weights, none of the critics."""
+    landmarks = shipped_checkpoint("landmarks")
+    mouth, module = load_mouth_predictor(landmarks), load_stage(landmarks, "landmarks")
+    reference = torch.zeros(1, 20, 2)
+    audio = torch.randn(1, 4 * 30, 80)
+    expected = module.predict(mouth_reference=reference, audio_features=audio).mouth
+    torch.testing.assert_close(mouth.predict(mouth_reference=reference, audio_features=audio).mouth, expected)
+    rollout, face2vid = load_frame_rollout(face2vid_checkpoint), load_stage(face2vid_checkpoint, "face2vid")
+    assert rollout.generator.state_dict().keys() == face2vid.generator.state_dict().keys()
+    for name, value in rollout.generator.state_dict().items():
+        assert torch.equal(value, face2vid.generator.state_dict()[name]), name
+    hp = face2vid.hparams
+    assert (rollout.size, rollout.sketch_sigma) == (hp.image_size, hp.sketch_sigma)
+    with pytest.raises(CheckpointError, match=r"face2vid\.ckpt: is a face2vid checkpoint, but a landmarks"):
+        load_mouth_predictor(face2vid_checkpoint)
+    with pytest.raises(CheckpointError, match=r"landmarks\.ckpt: is a landmarks checkpoint, but a face2vid"):
+        load_frame_rollout(landmarks)
 
 
 def test_a_file_that_is_not_a_checkpoint(tmp_path):

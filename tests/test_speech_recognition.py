@@ -54,10 +54,11 @@ def test_white_noise_yields_no_phonemes_and_a_warning_naming_the_file(noise_wav)
 
 
 def test_white_noise_leaves_the_mouth_at_rest(noise_wav, tiny_face2vid):
-    from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
-    from talking_face.generation.pipeline import TalkingFacePipeline
+    from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
+    from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
 
-    pipeline = TalkingFacePipeline(load_stage(shipped_checkpoint("landmarks"), "landmarks"), tiny_face2vid())
+    rollout = tiny_face2vid().frame_rollout(DEFAULT_MAX_TEMPORAL_MASK)
+    pipeline = TalkingFacePipeline(load_mouth_predictor(shipped_checkpoint("landmarks")), rollout)
     face = photo_file()
     with pytest.warns(UserWarning, match="no speech found"):
         plan = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0)

@@ -26,7 +26,6 @@ from talking_face.generation.lip_sync import MIN_FRAMES, correlation
 
 __all__ = ["ARTICULATION_KEYS", "BILABIALS", "OPEN_VOWELS", "OPENNESS", "articulation", "openness_track"]
 
-_WHERE = "talking_face/generation/articulation.py"
 ARTICULATION_KEYS = ("bilabial_ratio", "openness_corr", "gap_spread", "bilabial_frames", "open_frames")
 """What ``articulation`` returns, in order."""
 
@@ -51,7 +50,7 @@ def openness_track(phones: Sequence[str], smooth: int = 3) -> np.ndarray:
     """``OPENNESS`` of each frame's phone [T], moving mean over ``smooth`` frames (edges: the nearest)."""
     unknown = sorted({p for p in phones if p not in OPENNESS})
     if unknown:
-        raise ValueError(f"{_WHERE}: phones without an openness: {', '.join(unknown)}")
+        raise ValueError(f"phones without an openness: {', '.join(unknown)}")
     values = np.array([OPENNESS[p] for p in phones], np.float64)
     if smooth <= 1 or values.size == 0:
         return values
@@ -67,10 +66,10 @@ def articulation(gap: np.ndarray, phones: Sequence[str], found: np.ndarray | Non
     """
     gap = np.asarray(gap, np.float64)
     if gap.ndim != 1 or len(phones) != len(gap):
-        raise ValueError(f"{_WHERE}: want gap [T] and phones [T], got {gap.shape} and {len(phones)} phones")
+        raise ValueError(f"want gap [T] and phones [T], got {gap.shape} and {len(phones)} phones")
     found = np.ones(len(gap), bool) if found is None else np.asarray(found, bool)
     if found.shape != gap.shape:
-        raise ValueError(f"{_WHERE}: found {found.shape} does not match gap {gap.shape}")
+        raise ValueError(f"found {found.shape} does not match gap {gap.shape}")
     labels = np.asarray(phones)
     target = openness_track(phones)
     bilabial = np.isin(labels, BILABIALS) & found

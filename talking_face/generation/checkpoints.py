@@ -12,14 +12,19 @@ that do not fit the network fails before anything is generated, naming the file.
 
 from __future__ import annotations
 
+import inspect
 import io
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from talking_face.datamodules.atomic import atomic_path
 from talking_face.errors import InputError
+
+if TYPE_CHECKING:
+    from talking_face.lightning_modules.landmark_inference import MouthPredictor
+    from talking_face.lightning_modules.rollout import FrameRollout
 
 __all__ = [
     "FORMAT_VERSION",
@@ -27,6 +32,8 @@ __all__ = [
     "CheckpointError",
     "checkpoint_stage",
     "export_checkpoint",
+    "load_frame_rollout",
+    "load_mouth_predictor",
     "load_stage",
     "shipped_checkpoint",
 ]
@@ -84,15 +91,21 @@ def checkpoint_stage(checkpoint: dict, path: Path) -> Stage:
     return stages.pop()
 
 
-def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu"):
-    """Load the ``LandmarkModule`` or ``Face2VidModule`` in ``path``, in eval mode on ``device``."""
-    from talking_face.lightning_modules import Face2VidModule, LandmarkModule
-
-    path = Path(path)
+def _read_stage(path: Path, stage: Stage) -> dict:
     checkpoint = _read(path)
     found = checkpoint_stage(checkpoint, path)
     if found != stage:
         raise CheckpointError(f"{path}: is a {found} checkpoint, but a {stage} checkpoint is needed here")
+    return checkpoint
+
+
+def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu"):
+    """Load the ``LandmarkModule`` or ``Face2VidModule`` in ``path`` (to train it on), in eval mode on
+    ``device``; inference needs only the networks (``load_mouth_predictor``, ``load_frame_rollout``)."""
+    from talking_face.lightning_modules import Face2VidModule, LandmarkModule
+
+    path = Path(path)
+    checkpoint = _read_stage(path, stage)
     module_class = LandmarkModule if stage == "landmarks" else Face2VidModule
     # LightningCLI records the class path it trained (``lightning_modules.X`` before the talking_face root):
     # the stage is known, so build that class from the hyperparameters whatever path was recorded
@@ -109,6 +122,62 @@ def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu
             f"{str(error).splitlines()[0]}"
         ) from error
     return module.to(device).eval()
+
+
+def _load_weights(networks: dict[str, torch.nn.Module], checkpoint: dict, path: Path, device) -> None:
+    """Load each network's weights (``prefix.*`` in the state dict) in place, then move it to ``device``."""
+    state = checkpoint["state_dict"]
+    for prefix, network in networks.items():
+        weights = {
+            key[len(prefix) + 1 :]: value for key, value in state.items() if key.startswith(prefix + ".")
+        }
+        try:
+            network.load_state_dict(weights)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"{path}: its {prefix} weights do not fit this version's network (trained with another "
+                f"version?): {str(error).splitlines()[0]}"
+            ) from error
+        network.to(device).eval()
+
+
+def load_mouth_predictor(path: str | Path, device: str | torch.device = "cpu") -> MouthPredictor:
+    """Stage 1's networks from a landmarks checkpoint, in eval mode on ``device``."""
+    from talking_face.lightning_modules.landmark_inference import MouthPredictor
+
+    path = Path(path)
+    checkpoint = _read_stage(path, "landmarks")
+    predictor = MouthPredictor.from_hparams(_hyperparameters(checkpoint, path))
+    _load_weights({"net": predictor.net, "durations": predictor.durations}, checkpoint, path, device)
+    return predictor
+
+
+def load_frame_rollout(
+    path: str | Path, device: str | torch.device = "cpu", max_temporal_mask: float = 1.0
+) -> FrameRollout:
+    """Stage 2's generator from a face2vid checkpoint, driven over time (``rollout.FrameRollout``), in eval
+    mode on ``device``; the critics and the training state are not loaded."""
+    from talking_face.lightning_modules.rollout import FrameRollout, build_generator
+
+    path = Path(path)
+    checkpoint = _read_stage(path, "face2vid")
+    hp = _hyperparameters(checkpoint, path)
+    generator = build_generator(hp)
+    _load_weights({"generator": generator}, checkpoint, path, device)
+    return FrameRollout.from_hparams(generator, hp, max_temporal_mask)
+
+
+def _hyperparameters(checkpoint: dict, path: Path) -> dict:
+    """The module's hyperparameters with its defaults for any the checkpoint predates."""
+    from talking_face.lightning_modules import Face2VidModule, LandmarkModule
+
+    module_class = LandmarkModule if checkpoint_stage(checkpoint, path) == "landmarks" else Face2VidModule
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(module_class.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    return defaults | dict(checkpoint.get("hyper_parameters", {}))
 
 
 def export_checkpoint(

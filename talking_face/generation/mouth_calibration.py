@@ -19,7 +19,6 @@ from talking_face.datamodules.faces.mouth import mouth_opening
 
 __all__ = ["CLOSED_GAP", "closed_mouth"]
 
-_WHERE = "talking_face/generation/mouth_calibration.py"
 CLOSED_GAP = 0.02
 """Inner-lip gap (inter-ocular units, ``mouth_opening`` of a face-normalised mouth) above which a neutral
 mouth counts as open and is closed to this gap; closed-mouth photos measured 0.008-0.011."""
@@ -37,9 +36,9 @@ def closed_mouth(mouth: np.ndarray, gap: float) -> np.ndarray:
     """
     mouth = np.asarray(mouth, np.float64)
     if mouth.shape != (NUM_MOUTH, 2):
-        raise ValueError(f"{_WHERE}: expected mouth points [{NUM_MOUTH}, 2], got {mouth.shape}")
+        raise ValueError(f"expected mouth points [{NUM_MOUTH}, 2], got {mouth.shape}")
     if gap < 0:
-        raise ValueError(f"{_WHERE}: gap must be >= 0, got {gap}")
+        raise ValueError(f"gap must be >= 0, got {gap}")
     opening = float(mouth_opening(mouth))
     if opening <= gap:
         return mouth.astype(np.float32)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -36,6 +36,10 @@ from talking_face.errors import UsageError
 from talking_face.generation.checks import check_knobs, check_output
 from talking_face.generation.face_input import FaceTrack, load_face
 from talking_face.generation.speech_input import SpeechInput, prepare_speech, voice_activity
+
+if TYPE_CHECKING:
+    from talking_face.lightning_modules.landmark_inference import MouthPredictor
+    from talking_face.lightning_modules.rollout import FrameRollout
 
 __all__ = ["Plan", "RenderedChunk", "Result", "TalkingFacePipeline", "pingpong_indices"]
 
@@ -104,9 +108,11 @@ class Result:
 
 
 class TalkingFacePipeline:
-    """Stage 1 (``LandmarkModule``) + stage 2 (``Face2VidModule``) + everything around them.
+    """Stage 1's networks (``MouthPredictor``) + stage 2's generator over time (``FrameRollout``) + everything
+    around them.
 
-    Build with ``from_checkpoints`` (shipped checkpoints by default) or from loaded modules.
+    Build with ``from_checkpoints`` (shipped checkpoints by default), or from trained modules:
+    ``TalkingFacePipeline(landmark_module.predictor(), face2vid_module.frame_rollout(max_temporal_mask))``.
 
     ``max_temporal_mask`` caps M, the share of each frame taken from the warped previous frame. A Face2Vid
     trained mostly with real previous frames learns M near 1, and at inference, where every previous frame
@@ -118,17 +124,12 @@ class TalkingFacePipeline:
     """
 
     def __init__(
-        self,
-        landmark_model,
-        face2vid_model,
-        device: str | torch.device = "cpu",
-        max_temporal_mask: float = DEFAULT_MAX_TEMPORAL_MASK,
-    ) -> None:
-        check_knobs(max_temporal_mask=max_temporal_mask)
+        self, mouth: MouthPredictor, rollout: FrameRollout, device: str | torch.device = "cpu"
+    ) -> None:  # noqa: E501
         self.device = torch.device(device)
-        self.landmark_model = landmark_model.to(self.device).eval()
-        self.face2vid_model = face2vid_model.to(self.device).eval()
-        self.max_temporal_mask = max_temporal_mask
+        self.mouth = mouth.to(self.device)
+        self.rollout = rollout
+        rollout.generator.to(self.device).eval()
 
     @classmethod
     def from_checkpoints(
@@ -138,17 +139,22 @@ class TalkingFacePipeline:
         device: str | torch.device = "cpu",
         max_temporal_mask: float = DEFAULT_MAX_TEMPORAL_MASK,
     ) -> TalkingFacePipeline:
-        """Load both stages (None: the checkpoints that ship with the package); errors name the file."""
-        from talking_face.generation.checkpoints import load_stage, shipped_checkpoint
+        """Load both stages' networks (None: the shipped checkpoints); errors name the file."""
+        from talking_face.generation.checkpoints import (
+            load_frame_rollout,
+            load_mouth_predictor,
+            shipped_checkpoint,
+        )
 
-        landmark_model = load_stage(landmarks or shipped_checkpoint("landmarks"), "landmarks", device)
-        face2vid_model = load_stage(face2vid or shipped_checkpoint("face2vid"), "face2vid", device)
-        return cls(landmark_model, face2vid_model, device, max_temporal_mask)
+        check_knobs(max_temporal_mask=max_temporal_mask)
+        mouth = load_mouth_predictor(landmarks or shipped_checkpoint("landmarks"), device)
+        rollout = load_frame_rollout(face2vid or shipped_checkpoint("face2vid"), device, max_temporal_mask)
+        return cls(mouth, rollout, device)
 
     @property
     def size(self) -> int:
         """Side of the face crops Face2Vid makes (128 or 256 px)."""
-        return int(self.face2vid_model.hparams.image_size)
+        return self.rollout.size
 
     # --- planning -------------------------------------------------------------------------------------
 
@@ -268,7 +274,7 @@ class TalkingFacePipeline:
         reference = face_normalise(neutral, size).astype(np.float32)
         features = torch.from_numpy(log_mel(speech.audio, speech.num_frames))[None]
         ids = None if speech.phoneme_ids is None else torch.from_numpy(speech.phoneme_ids)[None]
-        prediction = self.landmark_model.predict(
+        prediction = self.mouth.predict(
             mouth_reference=torch.from_numpy(reference)[None], audio_features=features, phoneme_ids=ids
         )
         predicted = prediction.mouth[0].float().cpu().numpy()
@@ -282,13 +288,10 @@ class TalkingFacePipeline:
         (``full_resolution``); ``paste`` pastes Face2Vid's whole crop back (``paste_back``)."""
         from tqdm.auto import tqdm
 
-        from talking_face.lightning_modules.rollout import FrameRollout
-
         check_knobs(chunk_frames=chunk_frames)
-        model, device = self.face2vid_model, self.device
+        device = self.device
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255)
-        rollout = FrameRollout.from_module(model, self.max_temporal_mask)
-        rollout.start(reference[None], torch.from_numpy(plan.reference_landmarks)[None])
+        rollout = self.rollout.start(reference[None], torch.from_numpy(plan.reference_landmarks)[None])
         bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
         for start in range(0, plan.num_frames, chunk_frames):
             stop = min(start + chunk_frames, plan.num_frames)
