@@ -163,18 +163,18 @@ def build_pipeline(size: int, device: str, landmarks: str | None, face2vid: str 
         load_mouth_predictor,
         shipped_checkpoint,
     )
-    from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
     from talking_face.lightning_modules import Face2VidModule
 
     mouth = load_mouth_predictor(landmarks or shipped_checkpoint("landmarks"), device)
     path = Path(face2vid) if face2vid else SHIPPED_DIR / "face2vid.ckpt"
     if path.is_file():
-        rollout = load_frame_rollout(path, device, DEFAULT_MAX_TEMPORAL_MASK)
+        rollout = load_frame_rollout(path, device)
         if rollout.size == size:
             return TalkingFacePipeline(mouth, rollout, device), str(path)
     arguments = yaml.safe_load(SHIPPED_CONFIG.read_text())["model"]["init_args"] | {"image_size": size}
     torch.manual_seed(0)
-    fresh = Face2VidModule(**arguments).frame_rollout(DEFAULT_MAX_TEMPORAL_MASK)
+    fresh = Face2VidModule(**arguments).frame_rollout()
     return TalkingFacePipeline(mouth, fresh, device), "fresh"
 
 

@@ -103,6 +103,11 @@ class FrameRollout:
         sigmas = hp["sketch_sigma"], hp["prior_sigma"]
         return cls(generator, hp["image_size"], *sigmas, hp["use_landmark_prior"], max_temporal_mask)
 
+    def capped(self, max_temporal_mask: float) -> FrameRollout:
+        """A new rollout of the same generator with another cap on the temporal mask."""
+        sigmas = self.sketch_sigma, self.prior_sigma
+        return FrameRollout(self.generator, self.size, *sigmas, self.use_landmark_prior, max_temporal_mask)
+
     @property
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device

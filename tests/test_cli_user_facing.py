@@ -4,7 +4,9 @@ tracebacks only with --debug or for bugs, interruption that leaves nothing behin
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import pytest
 from generation_media import SENTENCE, photo_file, spoken, write_speech
 
 from talking_face.cli import TOOLS, main
+from talking_face.generation.options import GenerationOptions
 
 GRACE = photo_file()
 
@@ -50,6 +53,16 @@ def test_generate_help_names_the_tool_and_imports_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("usage: talking-face generate")
     assert "--mouth_scale" in result.stdout and "--face_index" in result.stdout
+
+
+def test_every_generation_option_is_a_generate_flag_with_its_one_default():
+    """generate, the pipeline and the demo take their knobs from GenerationOptions: none is written twice."""
+    help_text = " ".join(run_cli("generate", "--help").stdout.split("options:")[1].split())
+    for option in dataclasses.fields(GenerationOptions):
+        flag = re.search(rf"--{option.name} \S+ (.*?)\(type: [^)]*, default: ([^)]*)\)", help_text)
+        assert flag, option.name
+        assert flag.group(2) == ("null" if option.default is None else str(option.default)), option.name
+        assert len(flag.group(1)) > 10, f"--{option.name} has no help"
 
 
 @pytest.mark.parametrize(

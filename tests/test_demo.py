@@ -16,12 +16,12 @@ def app_client(tiny_face2vid, tmp_path_factory):
 
     from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
     from talking_face.generation.demo import build_app
-    from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     face2vid = tiny_face2vid(seed=0)
     pipeline = TalkingFacePipeline(
         load_mouth_predictor(shipped_checkpoint("landmarks")),
-        face2vid.frame_rollout(DEFAULT_MAX_TEMPORAL_MASK),
+        face2vid.frame_rollout(),
     )
     app = build_app(pipeline)
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)

@@ -75,7 +75,7 @@ def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(
 
     from talking_face.cli import main
     from talking_face.datamodules.media import write_video
-    from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
     frames, audio = speaker
     folder = tmp_path / "videos"
@@ -85,7 +85,7 @@ def test_a_folder_of_videos_tells_a_moving_mouth_from_a_still_one(
     Image.fromarray(frames[0]).save(tmp_path / "face.png")
     speech = tmp_path / "speech.wav"
     soundfile.write(speech, audio[: 2 * timebase.SAMPLE_RATE], timebase.SAMPLE_RATE)
-    rollout = tiny_face2vid(seed=0).frame_rollout(DEFAULT_MAX_TEMPORAL_MASK)
+    rollout = tiny_face2vid(seed=0).frame_rollout()
     TalkingFacePipeline(tiny_landmarks().predictor(), rollout).write(
         folder / "generated.mp4", tmp_path / "face.png", speech
     )

@@ -21,7 +21,7 @@ from talking_face.generation.full_resolution import (
     render_frame,
     warp_field,
 )
-from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
+from talking_face.generation.pipeline import TalkingFacePipeline
 from talking_face.lightning_modules.rollout import FrameRollout, generate_video
 
 SIZE = 64
@@ -128,7 +128,7 @@ def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
 def pipeline(tiny_face2vid) -> TalkingFacePipeline:
     return TalkingFacePipeline(
         load_mouth_predictor(shipped_checkpoint("landmarks")),
-        tiny_face2vid().frame_rollout(DEFAULT_MAX_TEMPORAL_MASK),
+        tiny_face2vid().frame_rollout(),
     )
 
 
@@ -208,7 +208,7 @@ def test_a_dubbed_clip_keeps_its_size_and_its_own_frames_outside_the_mouth(pipel
 
 def test_paste_renderer_is_still_there_for_comparison(pipeline, speech):
     plan = pipeline.prepare(photo_file(), speech, renderer="paste")
-    assert plan.renderer == "paste"
+    assert plan.options.renderer == "paste"
     assert next(pipeline.render(plan)).frames.shape[1:] == plan.face.frames.shape[1:]
     with pytest.raises(ValueError, match="renderer"):
         pipeline.prepare(photo_file(), speech, renderer="upsample")

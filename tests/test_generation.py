@@ -7,6 +7,7 @@ tests look at geometry, timing and pixels outside the face, never at how good th
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from talking_face.datamodules.media import load_audio, probe_video, read_video
 from talking_face.errors import UsageError
 from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
 from talking_face.generation.paste_back import face_mask, paste_face
-from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline, pingpong_indices
+from talking_face.generation.pipeline import TalkingFacePipeline, pingpong_indices
 
 PAUSE_SECONDS = 1.0
 MARGIN = 1
@@ -37,7 +38,7 @@ spares the rounding of OpenCV's fixed-point warp, which samples the mask on a sh
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_face2vid) -> TalkingFacePipeline:
-    rollout = tiny_face2vid(seed=0).frame_rollout(DEFAULT_MAX_TEMPORAL_MASK)
+    rollout = tiny_face2vid(seed=0).frame_rollout()
     return TalkingFacePipeline(load_mouth_predictor(shipped_checkpoint("landmarks")), rollout)
 
 
@@ -162,8 +163,8 @@ def test_pixels_outside_the_face_mask_are_unchanged(pipeline, media):
     from PIL import Image
 
     photo = np.asarray(Image.open(photo_file()).convert("RGB"))
-    photo_plan = pipeline.prepare(media["photo"], media["wav16"], renderer="paste")
-    frames = np.concatenate([chunk.frames for chunk in pipeline.render(photo_plan, chunk_frames=16)])
+    photo_plan = pipeline.prepare(media["photo"], media["wav16"], renderer="paste", chunk_frames=16)
+    frames = np.concatenate([chunk.frames for chunk in pipeline.render(photo_plan)])
     assert frames.shape == (photo_plan.num_frames, *photo.shape)  # the input's resolution
     for t in range(0, photo_plan.num_frames, 5):
         mask = face_mask([photo_plan.driving[t], photo_plan.own[t]], photo_plan.size)
@@ -226,8 +227,11 @@ def test_frames_without_a_face_pass_through_unchanged(pipeline, media, tmp_path)
 
 
 def test_chunked_render_equals_one_shot(pipeline, photo_plan):
-    chunked = list(pipeline.render(photo_plan, chunk_frames=7))
-    whole = list(pipeline.render(photo_plan, chunk_frames=1000))
+    def in_chunks_of(frames: int) -> list:
+        options = dataclasses.replace(photo_plan.options, chunk_frames=frames)
+        return list(pipeline.render(dataclasses.replace(photo_plan, options=options)))
+
+    chunked, whole = in_chunks_of(7), in_chunks_of(1000)
     assert [c.start for c in chunked] == list(range(0, photo_plan.num_frames, 7))
     assert (
         len(whole) == 1 and sum(len(c.frames) for c in chunked) == photo_plan.num_frames
@@ -270,8 +274,8 @@ def test_short_clip_loops_back_and_forth_and_long_clip_is_cut(pipeline, media):
 def test_a_failure_mid_write_leaves_nothing_behind(pipeline, media, tmp_path, monkeypatch):
     real_render = pipeline.render
 
-    def render_then_fail(plan, chunk_frames=50, progress=False):
-        yield next(real_render(plan, chunk_frames, progress))
+    def render_then_fail(plan, progress=False):
+        yield next(real_render(plan, progress))
         raise RuntimeError("killed after the first chunk")
 
     monkeypatch.setattr(pipeline, "render", render_then_fail)

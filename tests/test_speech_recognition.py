@@ -55,9 +55,9 @@ def test_white_noise_yields_no_phonemes_and_a_warning_naming_the_file(noise_wav)
 
 def test_white_noise_leaves_the_mouth_at_rest(noise_wav, tiny_face2vid):
     from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
-    from talking_face.generation.pipeline import DEFAULT_MAX_TEMPORAL_MASK, TalkingFacePipeline
+    from talking_face.generation.pipeline import TalkingFacePipeline
 
-    rollout = tiny_face2vid().frame_rollout(DEFAULT_MAX_TEMPORAL_MASK)
+    rollout = tiny_face2vid().frame_rollout()
     pipeline = TalkingFacePipeline(load_mouth_predictor(shipped_checkpoint("landmarks")), rollout)
     face = photo_file()
     with pytest.warns(UserWarning, match="no speech found"):

@@ -8,7 +8,6 @@ unless ``share`` is asked for, nothing is fetched. Gradio is imported only when 
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,13 +21,6 @@ __all__ = ["build_app", "demo"]
 
 EXAMPLE_TEXT = "Bin blue at F two now."
 """The sentence offered beside each packaged photo (a line of the built-in corpus' grammar)."""
-
-
-def _knob_default(name: str) -> float:
-    """The pipeline's own default for a knob, so the sliders start where the CLI does."""
-    from talking_face.generation.pipeline import TalkingFacePipeline
-
-    return inspect.signature(TalkingFacePipeline.prepare).parameters[name].default
 
 
 def _voice_choices() -> list[tuple[str, str]]:
@@ -58,6 +50,7 @@ def build_app(pipeline: TalkingFacePipeline) -> gr.Blocks:
 
     from talking_face.datamodules.faces.photos import packaged_photos
     from talking_face.datamodules.media import MediaError
+    from talking_face.generation.options import GenerationOptions
 
     results = tempfile.TemporaryDirectory(prefix="talking-face-demo-")  # removed when the app goes
 
@@ -117,13 +110,17 @@ def build_app(pipeline: TalkingFacePipeline) -> gr.Blocks:
                     label="Voice (for text without speech)",
                 )
                 head_motion = gr.Slider(
-                    0, 3, value=_knob_default("head_motion"), step=0.1, label="Head motion (photo; 0 = still)"
+                    0,
+                    3,
+                    value=GenerationOptions.head_motion,
+                    step=0.1,
+                    label="Head motion (photo; 0 = still)",
                 )
                 blinks = gr.Slider(
-                    0, 1, value=_knob_default("blinks"), step=0.05, label="Blinks per second (photo)"
+                    0, 1, value=GenerationOptions.blinks, step=0.05, label="Blinks per second (photo)"
                 )
                 mouth_scale = gr.Slider(
-                    0, 2, value=_knob_default("mouth_scale"), step=0.05, label="Mouth motion scale"
+                    0, 2, value=GenerationOptions.mouth_scale, step=0.05, label="Mouth motion scale"
                 )
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():

@@ -26,15 +26,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from talking_face.datamodules import timebase
-from talking_face.errors import UsageError
-from talking_face.generation.checks import check_knobs, check_output
+from talking_face.generation.checks import check_output
 from talking_face.generation.face_input import FaceTrack, load_face
+from talking_face.generation.options import GenerationOptions
 from talking_face.generation.speech_input import SpeechInput, prepare_speech, voice_activity
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from talking_face.lightning_modules.rollout import FrameRollout
 
 __all__ = ["Plan", "RenderedChunk", "Result", "TalkingFacePipeline", "pingpong_indices"]
-
-DEFAULT_MAX_TEMPORAL_MASK = 0.6
 
 
 def pingpong_indices(num_frames: int, available: int) -> np.ndarray:
@@ -65,7 +63,7 @@ class Plan:
     ``driving`` [T, 68, 2] the landmarks Face2Vid draws; ``own`` [T, 68, 2] the face's own landmarks there;
     ``mouth`` [T, 20, 2] the retargeted mouth before resting in pauses; ``voiced`` [T] bool;
     ``reference_crop`` [S, S, 3] uint8 and ``reference_landmarks`` [68, 2] the appearance Face2Vid copies;
-    ``renderer`` how frames are made (``TalkingFacePipeline.prepare``).
+    ``options`` the knobs it was made with (``GenerationOptions``: the renderer, chunks, ...).
     """
 
     speech: SpeechInput
@@ -79,7 +77,7 @@ class Plan:
     voiced: np.ndarray
     reference_crop: np.ndarray
     reference_landmarks: np.ndarray
-    renderer: Literal["full", "paste"] = "full"
+    options: GenerationOptions
 
     @property
     def num_frames(self) -> int:
@@ -112,7 +110,8 @@ class TalkingFacePipeline:
     around them.
 
     Build with ``from_checkpoints`` (shipped checkpoints by default), or from trained modules:
-    ``TalkingFacePipeline(landmark_module.predictor(), face2vid_module.frame_rollout(max_temporal_mask))``.
+    ``TalkingFacePipeline(landmark_module.predictor(), face2vid_module.frame_rollout())``. The knobs of each
+    video are keyword arguments of ``prepare``, ``write`` and ``__call__`` (``GenerationOptions``).
 
     ``max_temporal_mask`` caps M, the share of each frame taken from the warped previous frame. A Face2Vid
     trained mostly with real previous frames learns M near 1, and at inference, where every previous frame
@@ -137,7 +136,6 @@ class TalkingFacePipeline:
         landmarks: str | Path | None = None,
         face2vid: str | Path | None = None,
         device: str | torch.device = "cpu",
-        max_temporal_mask: float = DEFAULT_MAX_TEMPORAL_MASK,
     ) -> TalkingFacePipeline:
         """Load both stages' networks (None: the shipped checkpoints); errors name the file."""
         from talking_face.generation.checkpoints import (
@@ -146,9 +144,8 @@ class TalkingFacePipeline:
             shipped_checkpoint,
         )
 
-        check_knobs(max_temporal_mask=max_temporal_mask)
         mouth = load_mouth_predictor(landmarks or shipped_checkpoint("landmarks"), device)
-        rollout = load_frame_rollout(face2vid or shipped_checkpoint("face2vid"), device, max_temporal_mask)
+        rollout = load_frame_rollout(face2vid or shipped_checkpoint("face2vid"), device)
         return cls(mouth, rollout, device)
 
     @property
@@ -164,17 +161,8 @@ class TalkingFacePipeline:
         audio: str | Path | None = None,
         text: str | None = None,
         *,
-        voice: str | None = None,
-        face_index: int | None = None,
-        head_motion: float = 1.0,
-        blinks: float = 0.3,
-        mouth_scale: float = 1.0,
-        smoothing: int = 5,
-        seed: int = 0,
-        recognise: bool = True,
-        max_side: int | None = None,
-        renderer: Literal["full", "paste"] = "full",
         progress: bool = False,
+        **options,
     ) -> Plan:
         """Speech, face and the driving landmarks of every frame (no pixels generated yet).
 
@@ -182,20 +170,8 @@ class TalkingFacePipeline:
             face: a photo (any size; EXIF orientation respected) or a clip (any frame rate and resolution).
             audio: speech in any format ffmpeg reads (wav, mp3, flac, m4a, a video's sound), any rate.
             text: what is said; alone, the project's TTS speaks it; with audio, it is aligned to it.
-            voice: TTS voice for text only (see ``speech_input.find_voice``).
-            face_index: which face when there are several (0 = the largest).
-            head_motion: head-motion amplitude for a photo (0 = still head).
-            blinks: blinks per second for a photo (0 = none).
-            mouth_scale: scales the mouth's motion (1 = as predicted).
-            smoothing: landmark smoothing window (frames) for a clip; 1 = none.
-            seed: the random head motion and blinks follow from it.
-            recognise: audio without text: recognise its words and let their phonemes drive stage 1 beside
-                the audio (``speech_input``); False: the audio alone.
-            max_side: scale the face input down so that its longer side is at most this (None: keep its
-                resolution, whatever it is; the output has the input's size).
-            renderer: ``full``: the source's own pixels warped at its resolution, Face2Vid's only inside the
-                lips (``full_resolution``); ``paste``: Face2Vid's whole 128/256-px face crop pasted back
-                (``paste_back``, the renderer before full resolution, kept for comparison).
+            progress: say each step on stderr.
+            options: the knobs of ``GenerationOptions`` by name, each with its default there.
         """
         from talking_face.datamodules.faces.alignment import (
             estimate_crop_transform,
@@ -207,17 +183,16 @@ class TalkingFacePipeline:
         from talking_face.datamodules.preprocess import PreprocessConfig
         from talking_face.generation.motion import replace_mouth, rest_in_silence
 
-        check_knobs(face_index=face_index, head_motion=head_motion, blinks=blinks, mouth_scale=mouth_scale,
-                    smoothing=smoothing)  # fmt: skip
-        if renderer not in ("full", "paste"):
-            raise UsageError("renderer", f"give full or paste, got {renderer!r}")
+        knobs = GenerationOptions(**options)
         if progress:
             _status("speaking the text" if audio is None else "reading the speech")
-        speech = prepare_speech(audio, text, voice, recognise=recognise)
+        speech = prepare_speech(audio, text, knobs.voice, recognise=knobs.recognise)
         if progress:
             _status(f"the mouth follows: {speech.path}", ellipsis=False)
             _status(f"finding the face in {face}")
-        track = load_face(face, speech.num_frames, face_index, smoothing, max_side, progress=progress)
+        track = load_face(
+            face, speech.num_frames, knobs.face_index, knobs.smoothing, knobs.max_side, progress=progress
+        )
         size = self.size
         transforms = estimate_crop_transform(track.landmarks, size)
         if track.kind == "video":
@@ -226,13 +201,13 @@ class TalkingFacePipeline:
         index = pingpong_indices(speech.num_frames, len(track))
         reference = self._reference_index(own_all, track.found)
         neutral = self._neutral_mouth(own_all, track.found)
-        mouth = self._predict_mouth(speech, neutral, mouth_scale)
+        mouth = self._predict_mouth(speech, neutral, knobs.mouth_scale)
         voiced = voice_activity(speech.audio, speech.num_frames) & speech.speaking  # no speech: rest
         speaking = rest_in_silence(mouth, neutral, voiced)
         own = own_all[index]
         driving = replace_mouth(own, speaking, neutral)
         if track.kind == "photo":
-            driving = photo_motion(driving, own_all[0], head_motion, blinks, seed)
+            driving = photo_motion(driving, own_all[0], knobs.head_motion, knobs.blinks, knobs.seed)
         reference_crop = warp_to_crop(track.frames[reference], transforms[reference], size)
         return Plan(
             speech=speech,
@@ -246,7 +221,7 @@ class TalkingFacePipeline:
             voiced=voiced,
             reference_crop=reference_crop,
             reference_landmarks=own_all[reference],
-            renderer=renderer,
+            options=knobs,
         )
 
     @staticmethod
@@ -282,16 +257,18 @@ class TalkingFacePipeline:
 
     # --- rendering ------------------------------------------------------------------------------------
 
-    def render(self, plan: Plan, chunk_frames: int = 50, progress: bool = False) -> Iterator[RenderedChunk]:
-        """Generate the video chunk by chunk (memory bounded by ``chunk_frames``), as ``plan.renderer`` says:
+    def render(self, plan: Plan, progress: bool = False) -> Iterator[RenderedChunk]:
+        """Generate the video chunk by chunk (memory bounded by ``chunk_frames``), as ``renderer`` says:
         ``full`` warps the source at its own resolution and takes only the mouth's inside from Face2Vid
         (``full_resolution``); ``paste`` pastes Face2Vid's whole crop back (``paste_back``)."""
         from tqdm.auto import tqdm
 
-        check_knobs(chunk_frames=chunk_frames)
+        chunk_frames = plan.options.chunk_frames
         device = self.device
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255)
-        rollout = self.rollout.start(reference[None], torch.from_numpy(plan.reference_landmarks)[None])
+        rollout = self.rollout.capped(plan.options.max_temporal_mask).start(
+            reference[None], torch.from_numpy(plan.reference_landmarks)[None]
+        )
         bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
         for start in range(0, plan.num_frames, chunk_frames):
             stop = min(start + chunk_frames, plan.num_frames)
@@ -317,12 +294,12 @@ class TalkingFacePipeline:
     @staticmethod
     def _compose(plan: Plan, t: int, source: np.ndarray, crop: np.ndarray, drawn: np.ndarray) -> np.ndarray:
         """Output frame ``t`` from its source frame and Face2Vid's frame ``crop`` or, at full resolution, its
-        hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as ``plan.renderer`` says.
+        hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as ``renderer`` says.
 
         Why H and not the frame inside the lips: the shipped checkpoint's reference mask is about 1 there too
         (0.9997 on Grace Hopper's open mouth), so its frame fills the mouth with the reference's lips
         stretched open, while H draws the cavity and the teeth."""
-        if plan.renderer == "paste":
+        if plan.options.renderer == "paste":
             from talking_face.generation.paste_back import face_mask, paste_face
 
             mask = face_mask([plan.driving[t], plan.own[t]], plan.size)
@@ -342,13 +319,17 @@ class TalkingFacePipeline:
     # --- the whole job --------------------------------------------------------------------------------
 
     def __call__(
-        self, face: str | Path, audio: str | Path | None = None, text: str | None = None, **knobs
+        self,
+        face: str | Path,
+        audio: str | Path | None = None,
+        text: str | None = None,
+        *,
+        progress: bool = False,
+        **options,
     ) -> Result:
-        """Generate a (short) video in memory; ``knobs`` as in ``prepare``."""
-        progress = knobs.pop("progress", False)
-        chunk_frames = knobs.pop("chunk_frames", 50)
-        plan = self.prepare(face, audio, text, progress=progress, **knobs)
-        chunks = list(self.render(plan, chunk_frames, progress))
+        """Generate a (short) video in memory; ``options`` as in ``prepare``."""
+        plan = self.prepare(face, audio, text, progress=progress, **options)
+        chunks = list(self.render(plan, progress))
         frames = np.concatenate([c.frames for c in chunks])
         crops = np.concatenate([c.crops for c in chunks])
         return Result(frames, crops, plan.speech.audio, timebase.SAMPLE_RATE, timebase.FPS, plan)
@@ -359,16 +340,16 @@ class TalkingFacePipeline:
         face: str | Path,
         audio: str | Path | None = None,
         text: str | None = None,
-        **knobs,
+        *,
+        progress: bool = False,
+        **options,
     ) -> Path:
-        """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``knobs`` as in ``prepare``."""
+        """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``options`` as in ``prepare``."""
         from talking_face.datamodules.media import write_video
 
-        progress = knobs.pop("progress", False)
-        chunk_frames = knobs.pop("chunk_frames", 50)
         out = check_output(out, {"face": face, "audio": audio})
-        plan = self.prepare(face, audio, text, progress=progress, **knobs)
-        frames = (frame for chunk in self.render(plan, chunk_frames, progress) for frame in chunk.frames)
+        plan = self.prepare(face, audio, text, progress=progress, **options)
+        frames = (frame for chunk in self.render(plan, progress) for frame in chunk.frames)
         try:  # the user's own audio goes in as it came; the TTS's at the pipeline's rate
             speech = plan.speech.audio
             return write_video(out, _even_sized(frames), timebase.FPS, speech, audio_file=audio)

@@ -1,0 +1,60 @@
+"""How a video is made beyond its inputs: every knob of ``generate``, ``TalkingFacePipeline`` and the demo,
+each with its one default and its one description (the CLI's ``--help`` reads them from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from talking_face.errors import UsageError
+from talking_face.generation.checks import check_knobs
+
+__all__ = ["GenerationOptions", "RENDERERS"]
+
+RENDERERS = ("full", "paste")
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """The knobs of one generated video, checked when made (``UsageError`` naming the knob).
+
+    Args:
+        voice: TTS voice for text only (e.g. kal_diphone, cmu_us_slt_arctic_hts, en-us+f2).
+        face_index: which face when there are several (0 = the largest, the default).
+        head_motion: head-motion amplitude for a photo, 0 (still) to 3.
+        blinks: blinks per second for a photo, 0 (none) to 2.
+        mouth_scale: scales the mouth's motion, 0 to 3 (1 = as predicted).
+        smoothing: landmark smoothing window in frames for a video, 1 (none) to 51.
+        seed: the random head motion and blinks follow from it.
+        recognise: audio without text: recognise its words offline and let their phones drive the mouth
+            beside the sound (false: the sound alone).
+        max_side: scale the face input down so that its longer side is at most this many pixels (default:
+            the video keeps the input's resolution, 4K included).
+        renderer: full: the source's own pixels warped at its resolution, the network's only inside the
+            lips; paste: the network's whole face crop pasted back (the former renderer, for comparison).
+        chunk_frames: frames generated at a time, >= 1 (memory is bounded by it, not by the length).
+        max_temporal_mask: cap on the share of each frame warped from the previous one, 0 to 1: lower is
+            sharper, higher smoother, 1 = as trained (see ``TalkingFacePipeline``).
+    """
+
+    voice: str | None = None
+    face_index: int | None = None
+    head_motion: float = 1.0
+    blinks: float = 0.3
+    mouth_scale: float = 1.0
+    smoothing: int = 5
+    seed: int = 0
+    recognise: bool = True
+    max_side: int | None = None
+    renderer: Literal["full", "paste"] = "full"
+    chunk_frames: int = 50
+    max_temporal_mask: float = 0.6
+
+    def __post_init__(self) -> None:
+        check_knobs(
+            face_index=self.face_index, head_motion=self.head_motion, blinks=self.blinks,
+            mouth_scale=self.mouth_scale, smoothing=self.smoothing, chunk_frames=self.chunk_frames,
+            max_temporal_mask=self.max_temporal_mask, max_side=self.max_side,
+        )  # fmt: skip
+        if self.renderer not in RENDERERS:
+            raise UsageError("renderer", f"give {' or '.join(RENDERERS)}, got {self.renderer!r}")
