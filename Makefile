@@ -37,8 +37,9 @@ train-tiny: install
 	$(BIN)/talking-face synth --out $(OUT)/corpus --speakers 4 --utterances 8
 	$(BIN)/talking-face preprocess --corpus $(OUT)/corpus --cache_dir $(OUT)/cache --workers 2
 	$(BIN)/talking-face inspect --cache_dir $(OUT)/cache --out $(OUT)/cache_overview.png
-	$(BIN)/talking-face fit -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache --trainer.max_epochs 60
-	$(BIN)/talking-face test -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache \
+	$(BIN)/talking-face fit -c configs/landmarks.yaml -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache \
+		--trainer.max_epochs 60
+	$(BIN)/talking-face test -c configs/landmarks.yaml -c configs/landmarks_tiny.yaml --data.cache_dir $(OUT)/cache \
 		--ckpt_path outputs/landmarks_tiny/checkpoints/last.ckpt
 
 # The recipe of the checkpoints in talking_face/generation/shipped/ (about 1.5 h on 2 CPU cores, minutes
@@ -48,11 +49,11 @@ checkpoints: install
 	$(BIN)/talking-face synth --out $(SHIPPED)/corpus --speakers 12 --utterances 24 --seed 0
 	$(BIN)/talking-face preprocess --corpus $(SHIPPED)/corpus --cache_dir $(SHIPPED)/cache --workers 2
 	for stage in landmarks face2vid; do \
-		$(BIN)/talking-face fit -c configs/shipped_$$stage.yaml && \
-		$(BIN)/talking-face test -c configs/shipped_$$stage.yaml \
+		$(BIN)/talking-face fit -c configs/$$stage.yaml -c configs/shipped_$$stage.yaml && \
+		$(BIN)/talking-face test -c configs/$$stage.yaml -c configs/shipped_$$stage.yaml \
 			--ckpt_path $(SHIPPED)/$$stage/checkpoints/last.ckpt && \
 		$(BIN)/talking-face export --stage $$stage --checkpoint $(SHIPPED)/$$stage/checkpoints/last.ckpt \
-			--config_file configs/shipped_$$stage.yaml --log_dir $(SHIPPED)/$$stage \
+			--log_dir $(SHIPPED)/$$stage \
 			--out talking_face/generation/shipped/$$stage.ckpt || exit 1; \
 	done
 

@@ -1,7 +1,7 @@
 """The paper's claims for stage 2, measured: does temporal flow smooth the video, does attention sharpen it?
 
     python benchmarks/face2vid_ablation.py [--cache DIR] [--speakers 6 --utterances 16] [--steps 400]
-        [--image_size 64] [--seeds 0] [--config configs/face2vid_tiny.yaml] [--out outputs/benchmarks]
+        [--image_size 64] [--seeds 0] [--configs face2vid.yaml face2vid_tiny.yaml] [--out outputs/benchmarks]
         [--variants NAME ...] [--use_reference_warp config|true|false] [--report face2vid_ablation]
 
 Without ``--cache`` it synthesises the built-in corpus and preprocesses it under
@@ -108,7 +108,8 @@ def cli_args(args: argparse.Namespace, variant: str, seed: int, root: Path) -> l
     if args.use_reference_warp != "config":
         switches["use_reference_warp"] = args.use_reference_warp == "true"
     overrides |= {f"model.init_args.{name}": str(value).lower() for name, value in switches.items()}
-    return ["-c", args.config, *(f"--{key}={value}" for key, value in overrides.items())]
+    configs = [arg for config in args.configs for arg in ("-c", config)]
+    return [*configs, *(f"--{key}={value}" for key, value in overrides.items())]
 
 
 def _slug(name: str) -> str:
@@ -211,7 +212,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, help="a preprocessed cache to reuse (default: build one)")
     parser.add_argument("--speakers", type=int, default=6)
     parser.add_argument("--utterances", type=int, default=16)
-    parser.add_argument("--config", default="configs/face2vid_tiny.yaml")
+    parser.add_argument(
+        "--configs", nargs="+", default=["face2vid.yaml", "face2vid_tiny.yaml"], help="composed in order"
+    )
     parser.add_argument("--steps", type=int, default=400, help="training batches per model")
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=4)
@@ -304,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     speakers = sorted({v.name.split("/")[0] for v in videos["held-out speakers"]})
     budget = (
         f"Budget per model: {args.steps} steps of batch {args.batch_size} x {hp.image_size}-px clips of "
-        f"{datamodule.hparams.clip_length} frames, config `{args.config}` (generator channels {hp.channels}, "
+        f"{datamodule.hparams.clip_length} frames, configs `{' + '.join(args.configs)}` "
+        f"(generator channels {hp.channels}, "
         f"{hp.bottleneck_blocks} bottleneck block(s), critics {hp.discriminator_channels} channels x "
         f"{hp.discriminator_layers} layers, reference warp **{'on' if hp.use_reference_warp else 'off'}**, "
         f"landmark priors {'on' if hp.use_landmark_prior else 'off'}, "

@@ -1,6 +1,6 @@
 """How fast is the Face2Vid generator at inference, and how far from real time (25 fps) on this CPU?
 
-    python benchmarks/face2vid_speed.py [--config configs/face2vid.yaml] [--sizes 128 256] [--threads 1 2]
+    python benchmarks/face2vid_speed.py [--configs face2vid.yaml] [--sizes 128 256] [--threads 1 2]
         [--frames 50] [--device cpu|cuda] [--out outputs/benchmarks]
 
 For the config's generator (its widths, K, heads, reference warp) with every combination of ``use_flow`` and
@@ -39,14 +39,6 @@ COMBINATIONS: dict[str, dict[str, bool]] = {
     "neither": {"use_flow": False, "use_attention": False},
 }
 REAL_TIME_FPS = 25.0
-
-
-def model_arguments(config: str) -> dict:
-    """The ``model.init_args`` of a LightningCLI YAML (the default config's generator)."""
-    import yaml
-
-    model = yaml.safe_load(Path(config).read_text())["model"]
-    return dict(model.get("init_args") or {})
 
 
 def driving_landmarks(size: int, frames: int) -> torch.Tensor:
@@ -118,7 +110,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/face2vid.yaml")
+    parser.add_argument("--configs", nargs="+", default=["face2vid.yaml"], help="composed in order")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads (CPU)")
     parser.add_argument("--frames", type=int, default=50, help="frames per timed video")
@@ -127,7 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch")
-    arguments = model_arguments(args.config)
+    from talking_face.configs import model_arguments
+
+    arguments = model_arguments(*args.configs)
     threads = args.threads if args.device == "cpu" else [torch.get_num_threads()]
     load = os.getloadavg()[0]
     started = time.perf_counter()
@@ -171,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     hp = arguments
     setup = (
-        f"Config `{args.config}` generator: channels {hp.get('channels')}, {hp.get('bottleneck_blocks')} "
+        f"Configs `{' + '.join(args.configs)}` generator: channels {hp.get('channels')}, "
+        f"{hp.get('bottleneck_blocks')} "
         f"bottleneck blocks, {hp.get('attention_heads')} attention heads, K = {hp.get('num_previous')}, "
         f"reference warp {'on' if hp.get('use_reference_warp', True) else 'off'}; fresh weights, batch 1, "
         f"{args.frames}-frame videos through `generate_video` (autoregressive), median and best of 5. "

@@ -47,7 +47,6 @@ import numpy as np
 import torch
 
 REAL_TIME_FPS = 25.0
-SHIPPED_CONFIG = Path("configs/shipped_face2vid.yaml")
 PARTS = (
     "speech decode",
     "TTS + alignment",
@@ -155,8 +154,8 @@ def parts(seconds: dict[str, float], total: float) -> dict[str, float]:
 def build_pipeline(size: int, device: str, landmarks: str | None, face2vid: str | None):
     """(pipeline, what the Face2Vid weights are): the given or shipped checkpoints; a fresh Face2Vid of the
     shipped architecture at ``size`` where none fits."""
-    import yaml
 
+    from talking_face.configs import model_arguments
     from talking_face.generation.checkpoints import (
         SHIPPED_DIR,
         load_frame_rollout,
@@ -172,7 +171,7 @@ def build_pipeline(size: int, device: str, landmarks: str | None, face2vid: str 
         rollout = load_frame_rollout(path, device)
         if rollout.size == size:
             return TalkingFacePipeline(mouth, rollout, device), str(path)
-    arguments = yaml.safe_load(SHIPPED_CONFIG.read_text())["model"]["init_args"] | {"image_size": size}
+    arguments = model_arguments("face2vid.yaml", "shipped_face2vid.yaml") | {"image_size": size}
     torch.manual_seed(0)
     fresh = Face2VidModule(**arguments).frame_rollout()
     return TalkingFacePipeline(mouth, fresh, device), "fresh"

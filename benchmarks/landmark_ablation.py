@@ -1,11 +1,11 @@
 """The paper's claim, measured: does audio + text beat audio only and text only on mouth landmarks?
 
     python benchmarks/landmark_ablation.py [--cache DIR] [--speakers 6 --utterances 16] [--epochs 60]
-        [--seeds 0 1 2] [--config configs/landmarks.yaml] [--out outputs/benchmarks]
+        [--seeds 0 1 2] [--configs landmarks.yaml] [--out outputs/benchmarks]
 
 Without ``--cache`` it synthesises the built-in corpus and preprocesses it under
 ``<out>/landmark_ablation/`` (both resumable, so a second run reuses them). Then, for every seed, it
-trains four models side by side through the package's CLI (``cli_main`` with ``--config``, the same
+trains four models side by side through the package's CLI (``cli_main`` with ``--configs``, the same
 epochs, batches, model size and seed; only the modality-dropout probabilities differ):
 
 - ``audio only``:  ``audio_only_prob=1`` (the text encoder never sees data);
@@ -104,7 +104,8 @@ def cli_args(args: argparse.Namespace, variant: str, seed: int, root: Path) -> l
         "trainer.default_root_dir": root / f"{_slug(variant)}_seed{seed}",
     }
     overrides |= {f"model.init_args.{name}": value for name, value in VARIANTS[variant].items()}
-    return ["-c", args.config, *(f"--{key}={value}" for key, value in overrides.items())]
+    configs = [arg for config in args.configs for arg in ("-c", config)]
+    return [*configs, *(f"--{key}={value}" for key, value in overrides.items())]
 
 
 def _slug(name: str) -> str:
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, help="a preprocessed cache to reuse (default: build one)")
     parser.add_argument("--speakers", type=int, default=6)
     parser.add_argument("--utterances", type=int, default=16)
-    parser.add_argument("--config", default="configs/landmarks.yaml")
+    parser.add_argument("--configs", nargs="+", default=["landmarks.yaml"], help="composed in order")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
             f"Cache `{args.cache}`: {train_records} training utterances; held-out utterances of training "
             f"speakers: {len(records['held-out utterances'])}; held-out speakers: "
             f"{sorted({r.speaker for r in records['held-out speakers']})} "
-            f"({len(records['held-out speakers'])} utterances). Config `{args.config}`, "
+            f"({len(records['held-out speakers'])} utterances). Configs `{' + '.join(args.configs)}`, "
             f"{args.epochs} epochs, batch {args.batch_size} ({steps} steps), seeds {args.seeds} "
             "(mean ± std over seeds; one data split). "
             f"Training time per model: "

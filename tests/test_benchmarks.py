@@ -14,7 +14,6 @@ import pytest
 from generation_media import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -76,8 +75,8 @@ def test_data_throughput(benchmark, tmp_path: Path) -> None:
 def test_face2vid_speed(benchmark, tmp_path: Path) -> None:
     module = benchmark("face2vid_speed")
     module.main(
-        ["--config", str(CONFIGS / "face2vid_tiny.yaml"), "--sizes", "32", "--threads", "1", "--frames", "2",
-         "--out", str(tmp_path)]
+        ["--configs", "face2vid.yaml", "face2vid_tiny.yaml", "--sizes", "32", "--threads", "1",
+         "--frames", "2", "--out", str(tmp_path)]
     )  # fmt: skip
     (rows,) = _tables((tmp_path / "face2vid_speed.md").read_text())
     assert [row[0] for row in rows] == list(module.COMBINATIONS)
@@ -119,7 +118,7 @@ def test_finetune_identity(benchmark, tiny_cache, checkpoints, tmp_path: Path) -
 
 def test_face2vid_ablation(benchmark, tiny_cache, tmp_path: Path) -> None:
     benchmark("face2vid_ablation").main(
-        ["--cache", str(tiny_cache), "--config", str(CONFIGS / "face2vid_tiny.yaml"), "--steps", "2",
+        ["--cache", str(tiny_cache), "--configs", "face2vid.yaml", "face2vid_tiny.yaml", "--steps", "2",
          "--image_size", "32", "--batch_size", "2", "--variants", "neither", "no attention",
          "--test_speakers", "1", "--held_out_fraction", "0.34", "--eval_utterances", "1",
          "--eval_frames", "4", "--no_lmd", "--threads", "1", "--out", str(tmp_path)]
@@ -137,7 +136,7 @@ def test_face2vid_ablation(benchmark, tiny_cache, tmp_path: Path) -> None:
 
 def test_landmark_ablation(benchmark, tiny_cache, tmp_path: Path) -> None:
     benchmark("landmark_ablation").main(
-        ["--cache", str(tiny_cache), "--config", str(CONFIGS / "landmarks_tiny.yaml"), "--epochs", "1",
+        ["--cache", str(tiny_cache), "--configs", "landmarks.yaml", "landmarks_tiny.yaml", "--epochs", "1",
          "--seeds", "0", "--batch_size", "2", "--test_speakers", "1", "--held_out_fraction", "0.34",
          "--threads", "1", "--out", str(tmp_path)]
     )  # fmt: skip

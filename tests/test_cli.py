@@ -10,15 +10,35 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from talking_face.cli import cli_main, main
 
 CONFIGS = sorted(Path(__file__).parents[1].glob("configs/*.yaml"))
+BASES = ("landmarks", "face2vid")
+
+
+def _composed(config: Path) -> list[str]:
+    """A base config alone; any other after the base of its stage, as the README composes them."""
+    base = next(stage for stage in BASES if stage in config.stem)
+    return ["-c", f"{base}.yaml"] + ([] if config.stem == base else ["-c", str(config)])
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_instantiates(config, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    cli = cli_main(["-c", str(config), f"--trainer.default_root_dir={tmp_path}"], run=False)
-    assert cli.model.__class__.__name__ in {"LandmarkModule", "Face2VidModule"}
-    assert cli.datamodule.hparams.stage in {"landmarks", "face2vid"}
+    cli = cli_main([*_composed(config), f"--trainer.default_root_dir={tmp_path}"], run=False)
+    expected = "LandmarkModule" if "landmarks" in config.stem else "Face2VidModule"
+    assert cli.model.__class__.__name__ == expected
+    assert cli.datamodule.hparams.stage in config.stem
+
+
+def test_an_override_config_only_overrides(monkeypatch, tmp_path):
+    """The tiny config changes what it names and keeps the base's other values (one source for each)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    base = cli_main(["-c", "face2vid.yaml"], run=False)
+    tiny = cli_main(["-c", "face2vid.yaml", "-c", "face2vid_tiny.yaml"], run=False)
+    assert (base.model.hparams.image_size, tiny.model.hparams.image_size) == (128, 64)
+    assert tiny.model.hparams.num_previous == base.model.hparams.num_previous
+    assert tiny.datamodule.hparams.val_utterances == base.datamodule.hparams.val_utterances
+    assert [type(logger) for logger in tiny.trainer.loggers] == [CSVLogger]
 
 
 @pytest.mark.parametrize("config", ["landmarks.yaml", "face2vid.yaml"])
@@ -38,7 +58,9 @@ def test_fit_through_the_cli_learns_and_logs_media(tiny_cache, tmp_path, monkeyp
         [
             "fit",
             "-c",
-            str(Path(__file__).parents[1] / "configs" / "landmarks_tiny.yaml"),
+            "landmarks.yaml",
+            "-c",
+            "landmarks_tiny.yaml",
             f"--data.cache_dir={tiny_cache}",
             "--data.batch_size=2",
             "--trainer.max_epochs=1",
@@ -66,7 +88,7 @@ def test_predict_through_the_cli_runs_the_checkpoint_on_the_held_out_speakers(
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.chdir(tmp_path)  # the config's relative outputs/ paths land here
-    config = ["-c", str(Path(__file__).parents[1] / "configs" / "landmarks_tiny.yaml")]
+    config = ["-c", "landmarks.yaml", "-c", "landmarks_tiny.yaml"]
     config += [f"--data.cache_dir={tiny_cache}", "--data.batch_size=2"]
     module = cli_main(config, run=False).model  # the config's model, as the CLI builds it (same seed)
     with torch.no_grad():  # weights that only the checkpoint has

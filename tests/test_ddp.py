@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-STRATEGY = {"landmarks_tiny": "ddp", "face2vid_tiny": "ddp_find_unused_parameters_true"}
+STRATEGY = {"landmarks": "ddp", "face2vid": "ddp_find_unused_parameters_true"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["landmarks_tiny", "face2vid_tiny"])
-def test_two_process_ddp_trains_a_few_steps(config, tiny_cache, tmp_path):
+@pytest.mark.parametrize("stage", ["landmarks", "face2vid"])
+def test_two_process_ddp_trains_a_few_steps(stage, tiny_cache, tmp_path):
     env = os.environ | {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [
-        sys.executable, "-m", "talking_face.cli", "fit", "-c", str(ROOT / "configs" / f"{config}.yaml"),
+        sys.executable, "-m", "talking_face.cli", "fit", "-c", f"{stage}.yaml", "-c", f"{stage}_tiny.yaml",
         f"--data.cache_dir={tiny_cache}", "--data.batch_size=1", "--trainer.accelerator=cpu",
-        "--trainer.devices=2", f"--trainer.strategy={STRATEGY[config]}", "--trainer.max_epochs=1",
+        "--trainer.devices=2", f"--trainer.strategy={STRATEGY[stage]}", "--trainer.max_epochs=1",
         "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -35,8 +35,8 @@ def test_two_process_ddp_trains_a_few_steps(config, tiny_cache, tmp_path):
 
 def test_plain_ddp_is_refused_for_face2vid_with_the_strategy_that_works(tiny_cache, tmp_path):
     env = os.environ | {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    command = [  # the config by its name: the one shipped with the package
-        sys.executable, "-m", "talking_face.cli", "fit", "-c", "face2vid_tiny.yaml",
+    command = [  # the configs by their names: the ones shipped with the package
+        sys.executable, "-m", "talking_face.cli", "fit", "-c", "face2vid.yaml", "-c", "face2vid_tiny.yaml",
         f"--data.cache_dir={tiny_cache}", "--trainer.accelerator=cpu", "--trainer.devices=1",
         "--trainer.strategy=ddp", "--trainer.max_steps=1",
     ]  # fmt: skip

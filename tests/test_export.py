@@ -11,20 +11,22 @@ from generation_media import save_checkpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from talking_face.cli import main
-from talking_face.configs import config_path
 from talking_face.generation.checkpoints import load_stage
 
 TEST_METRICS = {"test/lmd_both": 1.25, "test/psnr": 27.5}
+CONFIG = "seed_everything: 0\nmodel:\n  class_path: talking_face.lightning_modules.Face2VidModule\n"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _log_run(log_dir: Path) -> Path:
-    """A CSV log as ``talking-face fit`` then ``test`` leave it: validation rows, then the test row."""
+    """A log as ``talking-face fit`` then ``test`` leave it: the saved config, validation rows, then the test
+    row."""
     logger = CSVLogger(save_dir=str(log_dir), name="logs")
     logger.log_metrics({"val/loss": 0.5, "epoch": 0}, step=10)
     logger.log_metrics(TEST_METRICS, step=20)
     logger.save()
+    (Path(logger.log_dir) / "config.yaml").write_text(CONFIG)
     return log_dir
 
 
@@ -40,9 +42,8 @@ def test_export_writes_a_slim_checkpoint_with_its_card_and_it_loads(trained, tmp
     stage, module, checkpoint = trained
     log_dir = _log_run(tmp_path / "run")
     out = tmp_path / "shipped" / f"{stage}.ckpt"  # the folder does not exist yet
-    config = f"{stage}_tiny"
-    main(["export", "--stage", stage, "--checkpoint", str(checkpoint), "--config_file", config,
-          "--log_dir", str(log_dir), "--out", str(out)])  # fmt: skip
+    main(["export", "--stage", stage, "--checkpoint", str(checkpoint), "--log_dir", str(log_dir),
+          "--out", str(out)])  # fmt: skip
     assert str(out) in capsys.readouterr().out
 
     exported = torch.load(out, map_location="cpu", weights_only=False)
@@ -50,7 +51,7 @@ def test_export_writes_a_slim_checkpoint_with_its_card_and_it_loads(trained, tmp
     assert header["stage"] == stage
     card = header["card"]
     assert card["test_metrics"] == TEST_METRICS  # the logged test row, not the validation row
-    assert card["config_text"] == config_path(config).read_text() and config in card["command"]
+    assert card["config_text"] == CONFIG and card["config"].startswith(str(log_dir))
     assert "licence" in card and "data" in card
     training_state = set(torch.load(checkpoint, map_location="cpu", weights_only=False)) - set(exported)
     assert {"optimizer_states", "loops", "callbacks"} <= training_state  # slim: weights and card only
@@ -68,7 +69,11 @@ def test_export_refuses_a_run_without_test_metrics_and_the_wrong_stage(trained, 
     logger.log_metrics({"val/loss": 0.5}, step=10)
     logger.save()
     out = tmp_path / "out.ckpt"
-    common = ["--checkpoint", str(checkpoint), "--config_file", f"{stage}_tiny", "--out", str(out)]
+    common = ["--checkpoint", str(checkpoint), "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--stage", stage, "--log_dir", str(untested), *common])
+    assert exit_info.value.code == 1 and "no config.yaml" in capsys.readouterr().err
+    (Path(logger.log_dir) / "config.yaml").write_text(CONFIG)
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--stage", stage, "--log_dir", str(untested), *common])
     assert exit_info.value.code == 1 and "run `talking-face test` first" in capsys.readouterr().err

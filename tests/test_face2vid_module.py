@@ -478,6 +478,8 @@ def test_cli_fast_dev_run_writes_the_media_video(tiny_cache: Path, tmp_path: Pat
         [
             "fit",
             "-c",
+            str(CONFIGS / "face2vid.yaml"),
+            "-c",
             str(CONFIGS / "face2vid_tiny.yaml"),
             "--data.cache_dir",
             str(tiny_cache),

@@ -1,8 +1,8 @@
 """``talking-face export``: a training run -> a shipped checkpoint whose header carries its model card facts.
 
 The card (data, config, command, corpus seed, test metrics, licence) is read from the run itself: the config
-file it was trained with and the ``test/*`` rows that ``talking-face test`` logged to CSV, so the numbers in
-the header are the ones measured, never typed in.
+LightningCLI resolved and saved for it (every value, whatever files composed it) and the ``test/*`` rows that
+``talking-face test`` logged to CSV, so the numbers in the header are the ones measured, never typed in.
 """
 
 from __future__ import annotations
@@ -12,16 +12,27 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from talking_face.errors import InputError, UsageError
+from talking_face.errors import InputError
 from talking_face.generation.checkpoints import export_checkpoint
 
-__all__ = ["export", "test_metrics"]
+__all__ = ["export", "run_config", "test_metrics"]
+
+
+def _newest(log_dir: str | Path, name: str) -> list[Path]:
+    return sorted(Path(log_dir).rglob(name), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def run_config(log_dir: str | Path) -> Path:
+    """The newest ``config.yaml`` under ``log_dir``: the whole config LightningCLI saved for the run."""
+    found = _newest(log_dir, "config.yaml")
+    if not found:
+        raise InputError(f"{log_dir}: no config.yaml (talking-face fit and test save one beside their logs)")
+    return found[0]
 
 
 def test_metrics(log_dir: str | Path) -> dict[str, float]:
     """The ``test/*`` metrics of the newest CSV log under ``log_dir`` (``talking-face test`` writes them)."""
-    files = sorted(Path(log_dir).rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
-    for path in reversed(files):
+    for path in _newest(log_dir, "metrics.csv"):
         with path.open() as handle:
             rows = list(csv.DictReader(handle))
         found = {
@@ -38,7 +49,6 @@ def test_metrics(log_dir: str | Path) -> dict[str, float]:
 def export(
     checkpoint: str,
     stage: Literal["landmarks", "face2vid"],
-    config_file: str,
     log_dir: str,
     out: str,
     data: str = "built-in corpus: talking-face synth --speakers 12 --utterances 24 --seed 0",
@@ -48,26 +58,20 @@ def export(
     Args:
         checkpoint: the training checkpoint (e.g. ``outputs/shipped/face2vid/checkpoints/last.ckpt``).
         stage: ``landmarks`` or ``face2vid``.
-        config_file: the config the run was trained with, a path or a shipped config's name (its text is
-            stored).
-        log_dir: where the run's test metrics were logged (CSV).
+        log_dir: the run's log folder: its saved config and its test metrics (CSV) are read from there.
         out: the checkpoint to write (``make checkpoints`` writes the package's ``shipped/<stage>.ckpt``).
         data: what it was trained on.
     """
-    from talking_face.configs import config_path
     from talking_face.generation.checks import check_input_file
 
     check_input_file("checkpoint", checkpoint)
-    try:
-        config_file = str(config_path(config_file))
-    except FileNotFoundError as error:
-        raise UsageError("config_file", str(error)) from error
+    config = run_config(log_dir)
     card = {
         "stage": stage,
         "data": data,
-        "config": config_file,
-        "config_text": Path(config_file).read_text(),
-        "command": f"talking-face fit -c {config_file}",
+        "config": str(config),
+        "config_text": config.read_text(),
+        "command": "talking-face fit -c config.yaml  # config.yaml: this card's config_text",
         "test_metrics": test_metrics(log_dir),
         "licence": "MIT; trained by the project on its own synthetic corpus (public-domain and MIT photos)",
     }
