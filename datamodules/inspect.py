@@ -29,6 +29,7 @@ from talking_face.datamodules.cache import CachedUtterance, load_manifest
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, OUTER_LIP
 from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
 from talking_face.errors import InputError, UsageError
+from talking_face.shapes import check_shape
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -132,11 +133,11 @@ def plot_landmark_strip(
     ``N * 20`` points (cyan and pink); ``labels`` become the x tick under each image.
     """
     images, landmarks = np.asarray(images), np.asarray(landmarks, np.float32)
-    count, size = len(images), images.shape[1] if images.ndim == 4 else 0
-    if count == 0 or images.shape[1:] != (size, size, 3) or landmarks.shape != (count, NUM_LANDMARKS, 2):
-        raise ValueError(
-            f"expected images [N>0, S, S, 3], landmarks [N, 68, 2]; got {images.shape}, {landmarks.shape}"
-        )
+    dims = check_shape(images, "N S S 3", "images")
+    check_shape(landmarks, f"N {NUM_LANDMARKS} 2", "landmarks", dims)
+    count, size = dims["N"], dims["S"]
+    if count == 0:
+        raise ValueError("no images to draw")
     ax = _axes(ax, _strip_size(count))
     ax.imshow(np.concatenate(list(images), axis=1))
     shifts = np.stack([np.arange(count) * size, np.zeros(count)], axis=-1).astype(np.float32)  # [N, 2]

@@ -20,6 +20,7 @@ from torchmetrics import MeanMetric
 from talking_face.datamodules.faces.detector import make_detector
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
 from talking_face.lightning_modules.networks.warp import warp
+from talking_face.shapes import check_shape
 
 __all__ = [
     "METRIC_FLOW_PRESET",
@@ -72,11 +73,9 @@ def estimate_flow(target: Tensor, source: Tensor, preset: str = "medium") -> tup
         check of Sundaram et al. (2010), |f + b(x + f)|^2 < 0.01 (|f|^2 + |b(x + f)|^2) + 0.5, 0 where the
         pixel is occluded or the flow unreliable.
     """
-    if target.shape != source.shape or target.ndim != 4 or target.shape[1] != 3:
-        raise ValueError(
-            f"estimate_flow wants two [N, 3, H, W] batches, got {tuple(target.shape)} and "
-            f"{tuple(source.shape)}"
-        )
+    check_shape(
+        source, "N 3 H W", "estimate_flow's source", check_shape(target, "N 3 H W", "estimate_flow's target")
+    )
     dis = _dis(preset)
     grey_target, grey_source = _grey_uint8(target), _grey_uint8(source)
     forward = np.stack([dis.calc(t, s, None) for t, s in zip(grey_target, grey_source, strict=True)])
@@ -136,11 +135,8 @@ def mouth_lmd_on_frames(frames: Tensor, landmarks: Tensor, detector=None, min_si
     """
     import cv2
 
-    if frames.ndim != 4 or frames.shape[1] != 3 or landmarks.shape != (len(frames), NUM_LANDMARKS, 2):
-        raise ValueError(
-            f"mouth_lmd_on_frames wants frames [N, 3, S, S] and landmarks [N, 68, 2], got "
-            f"{tuple(frames.shape)} and {tuple(landmarks.shape)}"
-        )
+    dims = check_shape(frames, "N 3 S S", "frames")
+    check_shape(landmarks, f"N {NUM_LANDMARKS} 2", "landmarks", dims)
     detector = detector or make_detector("dlib")
     size = frames.shape[-1]
     scale = max(1.0, min_size / size)

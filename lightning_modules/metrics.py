@@ -11,20 +11,16 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from talking_face.shapes import check_shape
+
 __all__ = ["LandmarkVelocityError", "MouthLandmarkDistance"]
 
 
 def _check(preds: Tensor, target: Tensor, mask: Tensor, pixels_per_unit: Tensor) -> None:
-    if preds.shape != target.shape or preds.ndim != 4 or preds.shape[-1] != 2:
-        raise ValueError(
-            f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must both be [B, T, P, 2]"
-        )
-    if mask.shape != preds.shape[:2]:
-        raise ValueError(f"mask must be [B, T] = {tuple(preds.shape[:2])}, got {tuple(mask.shape)}")
-    if pixels_per_unit.shape != preds.shape[:1]:
-        raise ValueError(
-            f"pixels_per_unit must be [B] = {tuple(preds.shape[:1])}, got {tuple(pixels_per_unit.shape)}"
-        )
+    dims = check_shape(preds, "B T P 2", "preds")
+    check_shape(target, "B T P 2", "target", dims)
+    check_shape(mask, "B T", "mask", dims)
+    check_shape(pixels_per_unit, "B", "pixels_per_unit", dims)
 
 
 class _MeanOverFrames(Metric):

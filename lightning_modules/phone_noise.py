@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from talking_face.datamodules.phonemes import SIL_ID, VOCAB
+from talking_face.shapes import check_shape
 
 __all__ = ["corrupt_phonemes"]
 
@@ -80,8 +81,7 @@ def corrupt_phonemes(
     ``substitution`` and ``deletion`` are per-token probabilities for phone tokens (the defaults add up to
     the 11-12 % phone error measured on real speech); ``jitter`` is the largest boundary shift in frames.
     """
-    if phoneme_ids.ndim != 2 or lengths.shape != phoneme_ids.shape[:1]:
-        raise ValueError(f"want ids [B, T] and lengths [B], got {phoneme_ids.shape}, {lengths.shape}")
+    check_shape(lengths, "B", "lengths", check_shape(phoneme_ids, "B T", "phoneme_ids"))
     if not (0.0 <= substitution <= 1.0 and 0.0 <= deletion <= 1.0 and jitter >= 0):
         raise ValueError(f"bad rates: substitution {substitution}, deletion {deletion}, jitter {jitter}")
     device = phoneme_ids.device

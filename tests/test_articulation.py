@@ -45,7 +45,7 @@ def test_smoothing_is_a_three_frame_moving_mean():
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="want gap"):
+    with pytest.raises(ValueError, match=r"phones must be \[T\] with T=3, got \[2\]"):
         articulation(np.zeros(3), ["AA", "AA"])
     with pytest.raises(ValueError, match="without an openness: XX"):
         articulation(np.zeros(2), ["AA", "XX"])

@@ -40,7 +40,7 @@ def test_a_closed_mouth_is_left_alone():
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="expected mouth points"):
+    with pytest.raises(ValueError, match=r"mouth must be \[20, 2\]"):
         closed_mouth(np.zeros((68, 2)), 1.0)
     with pytest.raises(ValueError, match="gap must be >= 0"):
         closed_mouth(_mouth(5.0), -1.0)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS, STABLE
+from talking_face.shapes import check_shape
 
 __all__ = [
     "INTEROCULAR",
@@ -184,8 +185,7 @@ def warp_to_crop(frame: np.ndarray, transform: np.ndarray, crop_size: int = 128)
     import cv2
 
     transform = np.asarray(transform, dtype=np.float64)
-    if transform.shape != (2, 3):
-        raise ValueError(f"alignment.warp_to_crop: want one [2, 3] transform, got {transform.shape}")
+    check_shape(transform, "2 3", "transform")
     while np.sqrt(abs(np.linalg.det(transform[:, :2]))) < 0.5 and min(frame.shape[:2]) >= 8:
         frame = cv2.pyrDown(frame)
         transform = np.concatenate([transform[:, :2] * 2.0, transform[:, 2:]], axis=1)
@@ -217,8 +217,7 @@ def smooth_transforms(transforms: np.ndarray, window: int = 9) -> np.ndarray:
     the crop's corner, so every smoothed transform is again a similarity (no shear) of the same crop size.
     """
     transforms = np.asarray(transforms, dtype=np.float64)
-    if transforms.ndim != 3 or transforms.shape[1:] != (2, 3):
-        raise ValueError(f"alignment.smooth_transforms: want [T, 2, 3], got {transforms.shape}")
+    check_shape(transforms, "T 2 3", "transforms")
     inverse = invert_transform(transforms)
     a = inverse[:, 0, 0] + 1j * inverse[:, 1, 0]
     params = np.stack([np.log(np.abs(a)), np.unwrap(np.angle(a)), inverse[:, 0, 2], inverse[:, 1, 2]], axis=1)
@@ -276,8 +275,7 @@ def derive_template(
     distances beyond jaw points 0 and 16), plus ``margin`` of the side on every edge.
     """
     shapes = np.asarray(shapes, dtype=np.float64)
-    if shapes.ndim != 3 or shapes.shape[1:] != (NUM_LANDMARKS, 2):
-        raise ValueError(f"alignment.derive_template: want [N, 68, 2], got {shapes.shape}")
+    check_shape(shapes, f"N {NUM_LANDMARKS} 2", "shapes")
     mirrored = shapes[:, list(MIRROR_68)] * np.array([-1.0, 1.0])
     shapes = np.concatenate([shapes, mirrored])
     stable = list(STABLE)

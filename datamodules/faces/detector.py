@@ -33,6 +33,7 @@ import numpy as np
 
 from talking_face.datamodules.faces.alignment import estimate_crop_transform, smooth_over_time, warp_to_crop
 from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS, STABLE
+from talking_face.shapes import check_shape
 
 __all__ = [
     "DlibDetector",
@@ -330,13 +331,9 @@ def smooth_landmarks(landmarks: np.ndarray, found: np.ndarray | None = None, win
     with a quadratic fit: jitter goes, real motion keeps its timing. Returns float32 [T, 68, 2].
     """
     landmarks = np.asarray(landmarks, dtype=np.float32)
-    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_LANDMARKS, 2):
-        raise ValueError(f"faces.detector.smooth_landmarks: want [T, 68, 2], got {landmarks.shape}")
+    dims = check_shape(landmarks, f"T {NUM_LANDMARKS} 2", "landmarks")
     found = np.ones(len(landmarks), dtype=bool) if found is None else np.asarray(found, dtype=bool)
-    if found.shape != (len(landmarks),):
-        raise ValueError(
-            f"faces.detector.smooth_landmarks: found must be [{len(landmarks)}], got {found.shape}"
-        )
+    check_shape(found, "T", "found", dims)
     out = landmarks.copy()
     edges = np.flatnonzero(np.diff(np.concatenate([[0], found.astype(np.int8), [0]])))
     for start, stop in zip(edges[::2], edges[1::2], strict=True):

@@ -52,6 +52,7 @@ from talking_face.datamodules.faces.motion import (
 )
 from talking_face.datamodules.segments import Segment
 from talking_face.datamodules.synthetic.visemes import PARAMS, SpeakerStyle, articulation_track
+from talking_face.shapes import check_shape
 
 __all__ = [
     "Animation",
@@ -108,8 +109,9 @@ class Animation:
 
 def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
     landmarks = np.asarray(landmarks, dtype=np.float64)
-    if landmarks.shape != (NUM_LANDMARKS, 2) or not np.isfinite(landmarks).all():
-        raise ValueError(f"want finite neutral landmarks [68, 2], got {landmarks.shape}")
+    check_shape(landmarks, f"{NUM_LANDMARKS} 2", "neutral landmarks")
+    if not np.isfinite(landmarks).all():
+        raise ValueError("neutral landmarks hold NaN or inf values")
     return landmarks
 
 
@@ -142,8 +144,7 @@ def articulate(neutral: np.ndarray, track: np.ndarray, style: SpeakerStyle) -> n
     """
     neutral = _check_landmarks(neutral)
     track = np.asarray(track, dtype=np.float64)
-    if track.ndim != 2 or track.shape[1] != len(PARAMS):
-        raise ValueError(f"want an articulation track [T, {len(PARAMS)}], got {track.shape}")
+    check_shape(track, f"T {len(PARAMS)}", "articulation track")
     iod = float(inter_ocular(neutral))
     origin, x_axis, y_axis, half_width = _mouth_frame(neutral)
     local = (neutral[MOUTH.start : MOUTH.stop] - origin) @ np.stack([x_axis, y_axis], axis=1)  # [20, 2]

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from talking_face.shapes import check_shape
+
 __all__ = ["SpatialSelfAttention"]
 
 
@@ -42,8 +44,7 @@ class SpatialSelfAttention(nn.Module):
         self.gate = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.norm.num_channels:
-            raise ValueError(f"want [B, {self.norm.num_channels}, H, W], got {tuple(x.shape)}")
+        check_shape(x, f"B {self.norm.num_channels} H W", "attention input")
         height = x.shape[2]
         q, k, v = rearrange(
             self.qkv(self.norm(x)), "b (qkv heads d) h w -> qkv b heads (h w) d", qkv=3, heads=self.heads

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from talking_face.lightning_modules.networks.attention import SpatialSelfAttention
+from talking_face.shapes import check_shape
 
 __all__ = ["MultiScaleDiscriminator", "PatchDiscriminator"]
 
@@ -92,8 +93,7 @@ class MultiScaleDiscriminator(nn.Module):
         )
 
     def forward(self, x: Tensor) -> list[list[Tensor]]:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"want [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
+        check_shape(x, f"B {self.in_channels} H W", "critic input")
         outputs = []
         for index, critic in enumerate(self.scales):
             if index:

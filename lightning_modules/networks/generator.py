@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from talking_face.lightning_modules.networks.attention import SpatialSelfAttention
 from talking_face.lightning_modules.networks.rasterise import SKETCH_CHANNELS
 from talking_face.lightning_modules.networks.warp import warp
+from talking_face.shapes import check_shape
 
 __all__ = ["Face2VidGenerator", "GeneratorOutput"]
 
@@ -256,8 +257,7 @@ class Face2VidGenerator(nn.Module):
         previous_prior: Tensor | None,
     ) -> None:
         cs, k = self.sketch_channels, self.num_previous
-        if sketch.ndim != 4 or sketch.shape[1] != cs or sketch.shape[2] != sketch.shape[3]:
-            raise ValueError(f"sketch must be [B, {cs}, S, S], got {tuple(sketch.shape)}")
+        check_shape(sketch, f"B {cs} S S", "sketch")
         batch, _, size, _ = sketch.shape
         if size % _DOWNSAMPLING or size < 2 * _DOWNSAMPLING:
             raise ValueError(

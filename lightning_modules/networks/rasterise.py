@@ -25,6 +25,7 @@ from talking_face.datamodules.faces.landmark_scheme import (
     RIGHT_BROW,
     RIGHT_EYE,
 )
+from talking_face.shapes import check_shape
 
 __all__ = ["SKETCH_CHANNELS", "SKETCH_PARTS", "rasterise_landmarks", "sketch_to_colour"]
 
@@ -65,8 +66,7 @@ def rasterise_landmarks(landmarks: Tensor, size: int, sigma: float | None = None
     and never under half a pixel (thinner lines fall between pixel centres and flicker as they move).
     Points may lie outside the image (lines are cut at the border). NaN landmarks are an error.
     """
-    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_LANDMARKS, 2):
-        raise ValueError(f"want landmarks [B, 68, 2] in crop pixels, got {tuple(landmarks.shape)}")
+    check_shape(landmarks, f"B {NUM_LANDMARKS} 2", "landmarks (crop pixels)")
     if not torch.isfinite(landmarks).all():
         raise ValueError("landmarks hold NaN or inf values; cannot draw a sketch")
     sigma = max(size / 128, 0.5) if sigma is None else float(sigma)
@@ -99,7 +99,6 @@ def rasterise_landmarks(landmarks: Tensor, size: int, sigma: float | None = None
 @torch.no_grad()
 def sketch_to_colour(sketch: Tensor) -> Tensor:
     """Sketch [B, SKETCH_CHANNELS, H, W] -> RGB [B, 3, H, W] in [0, 1] on black, one colour per part."""
-    if sketch.ndim != 4 or sketch.shape[1] != SKETCH_CHANNELS:
-        raise ValueError(f"want sketch [B, {SKETCH_CHANNELS}, H, W], got {tuple(sketch.shape)}")
+    check_shape(sketch, f"B {SKETCH_CHANNELS} H W", "sketch")
     colours = _COLOURS.to(sketch.device, torch.float32)
     return torch.einsum("bchw,ck->bkhw", sketch.float(), colours).clamp(0.0, 1.0)

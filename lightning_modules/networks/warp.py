@@ -24,6 +24,8 @@ import math
 import torch
 from torch import Tensor
 
+from talking_face.shapes import check_shape
+
 __all__ = ["flow_to_colour", "landmark_flow", "warp"]
 
 
@@ -44,8 +46,7 @@ def warp(image: Tensor, flow: Tensor) -> Tensor:
     from kornia.geometry import create_meshgrid
     from kornia.geometry.transform import remap
 
-    if image.ndim != 4:
-        raise ValueError(f"warp wants image [B, C, H, W], got {tuple(image.shape)}")
+    check_shape(image, "B C H W", "warp's image")
     batch, _, height, width = image.shape
     _check_flow(flow, batch, height, width, "warp")
     flow = flow.to(image.dtype)
@@ -79,11 +80,9 @@ def landmark_flow(target: Tensor, source: Tensor, size: int, sigma: float | None
     Returns:
         flow [B, 2, S, S] in pixels (backward-warp convention of ``warp``).
     """
-    if target.ndim != 3 or target.shape[-1] != 2 or source.shape != target.shape:
-        raise ValueError(
-            "landmark_flow wants target and source points [B, P, 2], "
-            f"got {tuple(target.shape)} and {tuple(source.shape)}"
-        )
+    check_shape(
+        source, "B P 2", "landmark_flow's source", check_shape(target, "B P 2", "landmark_flow's target")
+    )
     sigma = size / 64 if sigma is None else float(sigma)
     target, displacement = target.float(), (source - target).float()
     # each point reaches 3 sigma: sum over a square window around it
@@ -112,8 +111,7 @@ def flow_to_colour(flow: Tensor, max_magnitude: float | None = None) -> Tensor:
     """
     from kornia.color import hsv_to_rgb
 
-    if flow.ndim != 4 or flow.shape[1] != 2:
-        raise ValueError(f"flow_to_colour wants flow [B, 2, H, W], got {tuple(flow.shape)}")
+    check_shape(flow, "B 2 H W", "flow_to_colour's flow")
     flow = flow.detach().float()
     magnitude = torch.linalg.vector_norm(flow, dim=1, keepdim=True)  # [B, 1, H, W]
     scale = (

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from talking_face.generation.lip_sync import MIN_FRAMES, correlation
+from talking_face.shapes import check_shape
 
 __all__ = ["ARTICULATION_KEYS", "BILABIALS", "OPEN_VOWELS", "OPENNESS", "articulation", "openness_track"]
 
@@ -65,12 +66,11 @@ def articulation(gap: np.ndarray, phones: Sequence[str], found: np.ndarray | Non
     gap is 0 (a mouth that never opens has no ratio to speak of).
     """
     gap = np.asarray(gap, np.float64)
-    if gap.ndim != 1 or len(phones) != len(gap):
-        raise ValueError(f"want gap [T] and phones [T], got {gap.shape} and {len(phones)} phones")
-    found = np.ones(len(gap), bool) if found is None else np.asarray(found, bool)
-    if found.shape != gap.shape:
-        raise ValueError(f"found {found.shape} does not match gap {gap.shape}")
     labels = np.asarray(phones)
+    dims = check_shape(gap, "T", "gap")
+    check_shape(labels, "T", "phones", dims)
+    found = np.ones(len(gap), bool) if found is None else np.asarray(found, bool)
+    check_shape(found, "T", "found", dims)
     target = openness_track(phones)
     bilabial = np.isin(labels, BILABIALS) & found
     open_vowel = np.isin(labels, OPEN_VOWELS) & found

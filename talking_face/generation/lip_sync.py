@@ -31,6 +31,7 @@ from talking_face.datamodules.faces.alignment import (
     transform_points,
 )
 from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
+from talking_face.shapes import check_shape
 
 __all__ = [
     "LIP_SYNC_KEYS",
@@ -87,11 +88,9 @@ def mouth_lmd(
     """
     from talking_face.lightning_modules.metrics import MouthLandmarkDistance
 
-    if detected.shape != target.shape or len(found) != len(detected):
-        raise ValueError(
-            f"mouth_lmd wants detected and target [T, 68, 2] and found [T], got "
-            f"{detected.shape}, {target.shape} and {np.shape(found)}"
-        )
+    dims = check_shape(detected, "T 68 2", "detected")
+    check_shape(target, "T 68 2", "target", dims)
+    check_shape(np.asarray(found), "T", "found", dims)
     metric = MouthLandmarkDistance()
     metric.update(
         torch.from_numpy(_normalised_mouth(detected, crop_size))[None].float(),

@@ -16,6 +16,7 @@ import numpy as np
 
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_MOUTH
 from talking_face.datamodules.faces.mouth import mouth_opening
+from talking_face.shapes import check_shape
 
 __all__ = ["CLOSED_GAP", "closed_mouth"]
 
@@ -35,8 +36,7 @@ def closed_mouth(mouth: np.ndarray, gap: float) -> np.ndarray:
     comes back unchanged.
     """
     mouth = np.asarray(mouth, np.float64)
-    if mouth.shape != (NUM_MOUTH, 2):
-        raise ValueError(f"expected mouth points [{NUM_MOUTH}, 2], got {mouth.shape}")
+    check_shape(mouth, f"{NUM_MOUTH} 2", "mouth")
     if gap < 0:
         raise ValueError(f"gap must be >= 0, got {gap}")
     opening = float(mouth_opening(mouth))
