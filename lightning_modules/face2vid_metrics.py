@@ -19,6 +19,7 @@ from torchmetrics import MeanMetric
 
 from talking_face.datamodules.faces.detector import make_detector
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
+from talking_face.lightning_modules.metrics import mouth_distance
 from talking_face.lightning_modules.networks.warp import warp
 from talking_face.shapes import check_shape
 
@@ -131,7 +132,7 @@ def mouth_lmd_on_frames(frames: Tensor, landmarks: Tensor, detector=None, min_si
         detector: a ``LandmarkDetector`` (default: dlib, loaded once).
         min_size: smaller frames are upscaled to this before detection (dlib's HOG finds faces >= ~40 px).
     Returns:
-        [N] mean distance over the 20 mouth points in crop pixels, NaN where no face was found.
+        [N] LMD (``metrics.mouth_distance``: pixels of a 128-px crop), NaN where no face was found.
     """
     import cv2
 
@@ -143,16 +144,15 @@ def mouth_lmd_on_frames(frames: Tensor, landmarks: Tensor, detector=None, min_si
     images = (
         (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     )
-    target = landmarks.detach().float().cpu().numpy()[:, MOUTH.start : MOUTH.stop]
-    distances = np.full(len(images), np.nan, np.float32)
+    target = landmarks.detach().cpu()
+    detected = torch.full_like(target, float("nan"), dtype=torch.float64)
     for index, image in enumerate(images):
         if scale > 1:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         faces = detector.detect(np.ascontiguousarray(image))
         if faces:
-            mouth = (faces[0].landmarks[MOUTH.start : MOUTH.stop] + 0.5) / scale - 0.5
-            distances[index] = np.linalg.norm(mouth - target[index], axis=-1).mean()
-    return torch.from_numpy(distances)
+            detected[index] = torch.from_numpy((faces[0].landmarks + 0.5) / scale - 0.5)
+    return mouth_distance(detected, target, size).float()
 
 
 def resize_clip(frames: Tensor, landmarks: Tensor, size: int) -> tuple[Tensor, Tensor]:

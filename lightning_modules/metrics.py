@@ -1,4 +1,5 @@
-"""Stage-1 metrics in crop pixels, as torchmetrics ``Metric``s (states are sums, so DDP reduces them exactly).
+"""Landmark metrics: the one mouth landmark distance (LMD) that both stages and generation report, and
+stage 1's metrics as torchmetrics ``Metric``s (states are sums, so DDP reduces them exactly).
 
 Inputs share one convention: ``preds`` and ``target`` [B, T, 20, 2] mouth landmarks in the face-normalised
 frame, ``mask`` [B, T] bool (True on real frames), ``pixels_per_unit`` [B] crop pixels per normalised unit.
@@ -11,9 +12,29 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from talking_face.datamodules.faces.alignment import face_normalise, pixels_per_unit
+from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_LANDMARKS
 from talking_face.shapes import check_shape
 
-__all__ = ["LandmarkVelocityError", "MouthLandmarkDistance"]
+__all__ = ["REPORT_SIZE", "LandmarkVelocityError", "MouthLandmarkDistance", "mouth_distance"]
+
+REPORT_SIZE = 128
+"""LMD is reported in pixels of a 128-px aligned crop, whatever the size of the crops compared."""
+
+
+def mouth_distance(
+    detected: Tensor, target: Tensor, crop_size: int, target_crop_size: int | None = None
+) -> Tensor:
+    """LMD of each frame [N]: mean distance over the 20 mouth points of ``detected`` and ``target``
+    [N, 68, 2], crop pixels of ``crop_size`` (and ``target_crop_size``) crops, face-normalised and reported
+    in pixels of a ``REPORT_SIZE`` crop, so crops of any size compare."""
+    dims = check_shape(detected, f"N {NUM_LANDMARKS} 2", "detected")
+    check_shape(target, f"N {NUM_LANDMARKS} 2", "target", dims)
+    mouth = slice(MOUTH.start, MOUTH.stop)
+    detected_mouth = face_normalise(detected[:, mouth].double(), crop_size)
+    target_mouth = face_normalise(target[:, mouth].double(), target_crop_size or crop_size)
+    distance = torch.linalg.vector_norm(detected_mouth - target_mouth, dim=-1).mean(-1)
+    return distance * pixels_per_unit(REPORT_SIZE)
 
 
 def _check(preds: Tensor, target: Tensor, mask: Tensor, pixels_per_unit: Tensor) -> None:

@@ -44,7 +44,7 @@ def test_rest_opening_and_envelope() -> None:
     assert speech_envelope(audio, 2) == pytest.approx([0.0, 0.5 / math.sqrt(2)])
 
 
-def test_mouth_lmd_is_in_pixels_of_the_report_size() -> None:
+def test_mouth_lmd_is_in_pixels_of_a_128_px_crop_whatever_the_crops() -> None:
     from talking_face.datamodules.faces.alignment import TEMPLATE_68, template_points
 
     target = np.repeat(template_points(256, TEMPLATE_68)[None], 3, axis=0).astype(np.float32)
@@ -52,7 +52,9 @@ def test_mouth_lmd_is_in_pixels_of_the_report_size() -> None:
     shifted[:, 48:68] += [3.0, 4.0]  # 5 px at 256 = 2.5 px in a 128-px crop
     found = np.array([True, True, False])
     assert mouth_lmd(shifted, target, found, 256) == pytest.approx(2.5, rel=1e-4)
-    assert mouth_lmd(shifted, target, found, 256, report_size=256) == pytest.approx(5.0, rel=1e-4)
+    small = template_points(64, TEMPLATE_68)[None].repeat(3, axis=0).astype(np.float32)
+    assert mouth_lmd(shifted, small, found, 256, 64) == pytest.approx(2.5, rel=1e-4)  # same mouth, other crop
+    assert math.isnan(mouth_lmd(shifted, target, ~found & False, 256))
 
 
 @pytest.fixture(scope="module")

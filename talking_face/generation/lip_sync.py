@@ -4,8 +4,8 @@ A video's frames go through ``datamodules.faces.detector.track_landmarks`` (dlib
 ``face_input``); its mouth is then judged three ways:
 
 - ``mouth_lmd``: the detected mouth against the mouth it should have (the driving landmarks Face2Vid was
-  given, or the real video's), mean distance over the 20 mouth points in crop pixels
-  (``MouthLandmarkDistance`` in the face-normalised frame, so crops of any size compare);
+  given, or the real video's): the project's one LMD (``metrics.mouth_distance``, the same as training
+  reports), averaged over the frames where a face was found;
 - ``opening_sync``: the mouth opening (``datamodules.faces.mouth.mouth_opening``, face-normalised:
   inter-ocular units) against the speech envelope (``speech_envelope``: RMS of each frame's samples),
   Pearson correlation at lag 0 and the lag of the best correlation within +-``max_lag`` frames (an
@@ -27,7 +27,6 @@ import torch
 from talking_face.datamodules.faces.alignment import (
     estimate_crop_transform,
     face_normalise,
-    pixels_per_unit,
     transform_points,
 )
 from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
@@ -58,19 +57,12 @@ def detect_landmarks(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return track_landmarks(frames, make_detector("dlib"))
 
 
-def _normalised_mouth(landmarks: np.ndarray, crop_size: int | None) -> np.ndarray:
-    """Mouth [T, 20, 2] face-normalised: through each frame's own alignment when ``crop_size`` is None
-    (landmarks in image pixels), else taken as crop pixels of a ``crop_size`` crop."""
-    landmarks = np.asarray(landmarks, np.float64)
-    if crop_size is None:
-        crop_size = 128  # any side: the normalised frame does not depend on it
-        landmarks = transform_points(landmarks, estimate_crop_transform(landmarks, crop_size))
-    return face_normalise(mouth_points(landmarks), crop_size)
-
-
 def face_opening(landmarks: np.ndarray) -> np.ndarray:
     """Mouth opening [T] of landmarks [T, 68, 2] in image pixels, in inter-ocular units (size-free)."""
-    return mouth_opening(_normalised_mouth(landmarks, None))
+    size = 128  # any side: the normalised frame does not depend on it
+    landmarks = np.asarray(landmarks, np.float64)
+    crop = transform_points(landmarks, estimate_crop_transform(landmarks, size))
+    return mouth_opening(face_normalise(mouth_points(crop), size))
 
 
 def mouth_lmd(
@@ -79,26 +71,19 @@ def mouth_lmd(
     found: np.ndarray,
     crop_size: int,
     target_crop_size: int | None = None,
-    report_size: int = 128,
 ) -> float:
-    """Mean mouth distance in pixels of a ``report_size`` crop over the ``found`` frames (NaN if none).
+    """LMD (pixels of a 128-px crop) averaged over the ``found`` frames (NaN if none).
 
     detected: [T, 68, 2] crop pixels of a ``crop_size`` crop; target: [T, 68, 2] crop pixels of a
     ``target_crop_size`` crop (default ``crop_size``).
     """
-    from talking_face.lightning_modules.metrics import MouthLandmarkDistance
+    from talking_face.lightning_modules.metrics import mouth_distance
 
-    dims = check_shape(detected, "T 68 2", "detected")
-    check_shape(target, "T 68 2", "target", dims)
-    check_shape(np.asarray(found), "T", "found", dims)
-    metric = MouthLandmarkDistance()
-    metric.update(
-        torch.from_numpy(_normalised_mouth(detected, crop_size))[None].float(),
-        torch.from_numpy(_normalised_mouth(target, target_crop_size or crop_size))[None].float(),
-        torch.from_numpy(np.asarray(found, bool))[None],
-        torch.tensor([pixels_per_unit(report_size)]),
-    )
-    return float(metric.compute())
+    found = np.asarray(found, bool)
+    check_shape(found, "T", "found", check_shape(detected, "T 68 2", "detected"))
+    distances = mouth_distance(torch.from_numpy(np.asarray(detected)), torch.from_numpy(np.asarray(target)),
+                               crop_size, target_crop_size)  # fmt: skip
+    return float(distances.numpy()[found].mean()) if found.any() else float("nan")
 
 
 def correlation(x: np.ndarray, y: np.ndarray) -> float:
