@@ -113,13 +113,9 @@ class TalkingFacePipeline:
     ``TalkingFacePipeline(landmark_module.predictor(), face2vid_module.frame_rollout())``. The knobs of each
     video are keyword arguments of ``prepare``, ``write`` and ``__call__`` (``GenerationOptions``).
 
-    ``max_temporal_mask`` caps M, the share of each frame taken from the warped previous frame. A Face2Vid
-    trained mostly with real previous frames learns M near 1, and at inference, where every previous frame
-    is its own, each bilinear warp blurs a little more: a checkpoint after 150 teacher-forced batches had M =
-    0.97 and lost 85 % of an unseen face's detail (variance of the Laplacian) within 40 frames, and kept 75 %
-    of it with the cap at 0.6, for 24 % more frame-to-frame change. Trained on its own frames to the end, the
-    shipped checkpoint learned M = 0.16 by itself (the reference warp carries the frame), so the cap is a
-    safety net there. Lower is sharper, higher smoother; 1 = as trained.
+    The option ``max_temporal_mask`` caps M, the share of each frame taken from the warped previous frame:
+    at inference every previous frame is the model's own, and each bilinear warp blurs a little more. Lower
+    is sharper, higher smoother, 1 = as trained (what the cap bought is in ``benchmarks/README.md``).
     """
 
     def __init__(
