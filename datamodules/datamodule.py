@@ -7,6 +7,7 @@ from typing import Literal
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from talking_face.datamodules.audio_augment import AudioAugmentation
 from talking_face.datamodules.cache import load_manifest
 from talking_face.datamodules.datasets import FaceClipDataset, LandmarkSequenceDataset, collate_sequences
 from talking_face.datamodules.splits import split_records
@@ -34,6 +35,8 @@ class TalkingFaceDataModule(L.LightningDataModule):
         test_speakers: speakers held out entirely, by name or as a count drawn with ``seed``.
         seed: the split's seed.
         max_frames: stage 1 trains on random windows of at most this many frames (None: whole).
+        augment_audio: stage 1: probability that a training window's waveform is augmented (speed, pitch,
+            reverberation, telephone band, noise, gain: ``datamodules.audio_augment``); 0: off.
         clip_length: stage 2 clip length in frames.
         clip_stride: stage 2 distance between clip starts in frames.
     """
@@ -49,6 +52,7 @@ class TalkingFaceDataModule(L.LightningDataModule):
         test_speakers: list[str] | int = 1,
         seed: int = 0,
         max_frames: int | None = 150,
+        augment_audio: float = 0.0,
         clip_length: int = 8,
         clip_stride: int = 4,
     ) -> None:
@@ -71,7 +75,8 @@ class TalkingFaceDataModule(L.LightningDataModule):
             raise ValueError(f"split {split!r} of {self.hparams.cache_dir} is empty: the corpus is too small")
         hp = self.hparams
         if hp.stage == "landmarks":
-            return LandmarkSequenceDataset(records, hp.max_frames if training else None)
+            augment = AudioAugmentation(prob=hp.augment_audio) if training and hp.augment_audio > 0 else None
+            return LandmarkSequenceDataset(records, hp.max_frames if training else None, augment)
         return FaceClipDataset(records, hp.clip_length, hp.clip_stride, random_reference=training)
 
     def _loader(self, split: str, training: bool = False) -> DataLoader:

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from talking_face.datamodules import timebase
+from talking_face.datamodules.audio_augment import AudioAugmentation
 from talking_face.datamodules.cache import CachedUtterance
 from talking_face.datamodules.faces.mouth import mouth_points, neutral_mouth
 from talking_face.datamodules.phonemes import SIL_ID
@@ -28,11 +29,19 @@ class LandmarkSequenceDataset(Dataset):
         mouth_reference float32 [20, 2] the utterance's resting mouth in the same frame;
         pixels_per_unit float32 [] crop pixels per normalised unit; speaker, utterance, text: str.
     With ``max_frames``, longer utterances are cut to a random window of that many frames (training).
+    With ``augment`` (training), the window's waveform is augmented and its features computed afresh; a
+    speed change stretches the window's phonemes and mouth by the same factor, so they stay aligned.
     """
 
-    def __init__(self, records: Sequence[CachedUtterance], max_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        records: Sequence[CachedUtterance],
+        max_frames: int | None = None,
+        augment: AudioAugmentation | None = None,
+    ) -> None:
         self.records = list(records)
         self.max_frames = max_frames
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.records)
@@ -50,17 +59,43 @@ class LandmarkSequenceDataset(Dataset):
             start = int(torch.randint(0, stop - self.max_frames + 1, ()).item())
             stop = start + self.max_frames
         steps = timebase.STEPS_PER_FRAME
-        features = record.array("audio_features")[start * steps : stop * steps]
+        phoneme_ids, mouth = phoneme_ids[start:stop], mouth[start:stop]
+        if self.augment is None:
+            features = np.array(record.array("audio_features")[start * steps : stop * steps])
+        else:
+            audio = record.array("audio")[
+                start * timebase.SAMPLES_PER_FRAME : stop * timebase.SAMPLES_PER_FRAME
+            ]
+            features, phoneme_ids, mouth = self._augmented(np.asarray(audio), phoneme_ids, mouth)
         return {
-            "audio_features": torch.from_numpy(np.array(features)),
-            "phoneme_ids": torch.from_numpy(phoneme_ids[start:stop].copy()),
-            "mouth": torch.from_numpy(np.ascontiguousarray(mouth[start:stop], np.float32)),
+            "audio_features": torch.from_numpy(features),
+            "phoneme_ids": torch.from_numpy(np.array(phoneme_ids)),
+            "mouth": torch.from_numpy(np.ascontiguousarray(mouth, np.float32)),
             "mouth_reference": torch.from_numpy(reference),
             "pixels_per_unit": torch.tensor(pixels_per_unit(crop_size), dtype=torch.float32),
             "speaker": record.speaker,
             "utterance": record.utterance,
             "text": record.meta["text"],
         }
+
+    def _augmented(
+        self, audio: np.ndarray, phoneme_ids: np.ndarray, mouth: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Augmented audio [T*640] -> its features [4T', 80], with phoneme_ids [T] and mouth [T, 20, 2]
+        resampled to its T' frames (frame centres mapped through the stretch)."""
+        from talking_face.datamodules.audio_features import log_mel
+
+        rng = np.random.default_rng(int(torch.randint(2**62, ()).item()))  # follows torch's worker seeds
+        augmented = self.augment(audio, rng)
+        frames = len(phoneme_ids)
+        if augmented.stretch != 1.0:
+            count = max(1, round(frames * augmented.stretch))
+            source = np.clip((np.arange(count) + 0.5) / augmented.stretch - 0.5, 0, frames - 1)
+            below = np.floor(source).astype(int)
+            above, weight = np.minimum(below + 1, frames - 1), (source - below)[:, None, None]
+            mouth = (1 - weight) * mouth[below] + weight * mouth[above]
+            phoneme_ids, frames = phoneme_ids[np.round(source).astype(int)], count
+        return log_mel(augmented.audio, frames), phoneme_ids, mouth
 
 
 def collate_sequences(items: list[dict]) -> dict:

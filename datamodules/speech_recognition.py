@@ -6,7 +6,8 @@ language model, about 1 s) decodes the words; ``datamodules.forced_aligner.force
 off) then places the recognised words' phones in time and scores how well they explain the sound.
 
 Measured on 11 real read utterances (37 s, two speakers; ``benchmarks/articulation.py``): word error about
-21 %, phone error about 10 % after the alignment, 0.35 s of CPU per second of speech on a loaded core.
+18 %, phone error about 9 % after the alignment, 0.23 s of CPU per second of speech (recognition and
+alignment) on a loaded 2-core machine.
 That is close enough for lips: a wrong word mostly has the right vowels and closures. The recognised words
 always explain real speech well (alignment confidence 1.0 on all 11); on music (a saxophone, a band) the
 recogniser still finds words, but they fit poorly (0.22-0.32); white and pink noise give no words at all.
@@ -59,12 +60,17 @@ class Recognition:
 def _recogniser():
     """The process-wide word recogniser (default acoustic model, word language model and dictionary).
 
-    Without the second, flat-lexicon pass (``fwdflat``): on the 11 real utterances it was a quarter faster
-    and no worse (word error 20.8 % against 22.9 %, phone error 10.3 % against 12.4 %).
+    Measured on the 11 real utterances (``benchmarks/articulation.py``, README there):
+
+    - without the second, flat-lexicon pass (``fwdflat``): a quarter faster and no worse (word error 20.8 %
+      against 22.9 %, phone error 10.3 % against 12.4 %);
+    - at most 3000 active HMMs a frame (``maxhmmpf``, default 30 000) and the 2 best Gaussians of each
+      mixture (``topn``, default 4): recognition half the CPU time, word error 17.7 %, phone error 9.1 %.
+      Narrower beams (1e-40) instead doubled the word error; ``ds=2`` and ``pl_window`` gained nothing.
     """
     import pocketsphinx
 
-    return pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False)
+    return pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False, maxhmmpf=3000, topn=2)
 
 
 def _words(pcm: np.ndarray) -> tuple[str, str]:

@@ -1,6 +1,6 @@
-"""Text -> speech with phoneme and word timings, from two real speech synthesisers.
+"""Text -> speech with phoneme and word timings, from three real speech synthesisers.
 
-The built-in corpus and text-only generation need speech *and* where each phoneme lies in it. Both
+The built-in corpus and text-only generation need speech *and* where each phoneme lies in it. All three
 engines report the times they synthesised, so the labels are exact to the engine (not re-aligned):
 
 - **espeak-ng** (formant synthesis), in-process through ctypes on the ``espeakng-loader`` wheel
@@ -13,6 +13,11 @@ engines report the times they synthesised, so the labels are exact to the engine
   16 kHz) and an HMM voice trained on a real speaker (``cmu_us_slt_arctic_hts``: ``festvox-us-slt-hts``,
   32 kHz). Segment end times come from its ``Segment`` relation. Optional: without it installed,
   ``available_voices()`` lists no festival voices.
+- **flite** (Debian ``flite``), in-process through ctypes on ``libflite.so.1``: four US-English voices,
+  each built from one real speaker's recordings, at 16 kHz: ``rms`` (US male), ``slt`` (US female),
+  ``awb`` (Scottish male), clustergen statistical voices; ``kal16`` (US male), diphones. Segment end
+  times and word spans come from the synthesised utterance itself (what ``flite -psdur`` prints).
+  Optional like festival.
 
 Phoneme labels are our vocabulary (``datamodules.phonemes.PHONEMES``: ARPAbet without stress) plus
 ``"sil"``; an engine symbol with no ARPAbet equivalent raises ``ValueError`` rather than being
@@ -51,20 +56,21 @@ from talking_face.datamodules.segments import Segment
 
 __all__ = ["Speech", "Voice", "available_voices", "default_voices", "synthesize"]
 
-Engine = Literal["espeak", "festival"]
-_ENGINES = ("espeak", "festival")
+Engine = Literal["espeak", "festival", "flite"]
+_ENGINES = ("espeak", "festival", "flite")
 
 
 @dataclass(frozen=True)
 class Voice:
     """One synthetic speaker: an engine voice and its prosody settings.
 
-    ``name`` is an espeak voice with an optional variant (``"en-us"``, ``"en-us+m3"``) or a festival
-    voice (``"kal_diphone"``). Factors relative to the voice's own defaults: ``rate`` scales the speaking
-    rate (2.0 = twice as fast), ``pitch`` the F0 and ``pitch_range`` the spread of F0 (intonation).
-    espeak scales the floor of its F0 contour and adds the range on top, so its median F0 moves less
-    than ``pitch`` (measured: x0.73 at 0.6, x1.43 at 1.6); festival's diphone voices scale the mean
-    and spread of their F0 targets; its HTS voice makes its own F0 and takes neither pitch factor.
+    ``name`` is an espeak voice with an optional variant (``"en-us"``, ``"en-us+m3"``), a festival
+    voice (``"kal_diphone"``) or a flite voice (``"rms"``). Factors relative to the voice's own
+    defaults: ``rate`` scales the speaking rate (2.0 = twice as fast), ``pitch`` the F0 and
+    ``pitch_range`` the spread of F0 (intonation). espeak scales the floor of its F0 contour and adds
+    the range on top, so its median F0 moves less than ``pitch`` (measured: x0.73 at 0.6, x1.43 at
+    1.6); festival's diphone voices and flite's ``kal16`` scale the mean and spread of their F0 targets;
+    festival's HTS voice and flite's clustergen voices make their own F0 and take neither pitch factor.
     """
 
     engine: Engine
@@ -111,19 +117,26 @@ def synthesize(text: str, voice: Voice) -> Speech:
     """Speak ``text`` with ``voice``; raises ``ValueError`` for empty text or a voice not on this machine."""
     if not text or not text.strip():
         raise ValueError(f"empty text {text!r}: nothing to synthesise")
-    text = " ".join(text.split())  # newlines and tabs mean nothing to either engine
-    return _espeak_synthesize(text, voice) if voice.engine == "espeak" else _festival_synthesize(text, voice)
+    text = " ".join(text.split())  # newlines and tabs mean nothing to any engine
+    engines = {"espeak": _espeak_synthesize, "festival": _festival_synthesize, "flite": _flite_synthesize}
+    return engines[voice.engine](text, voice)
 
 
 def available_voices() -> list[Voice]:
-    """Every voice usable here: English espeak voices with and without each variant, then festival's."""
+    """Every voice usable here: English espeak voices with and without each variant, then festival's and
+    flite's."""
     espeak = _espeak_catalogue()
     suffixes = ("", *(f"+{variant}" for variant in espeak.variants))
     names = [f"{base}{suffix}" for base in espeak.bases for suffix in suffixes]
-    return [Voice("espeak", n) for n in names] + [Voice("festival", n) for n in _festival_voices()]
+    return (
+        [Voice("espeak", n) for n in names]
+        + [Voice("festival", n) for n in _festival_voices()]
+        + [Voice("flite", n) for n in _flite_voices()]
+    )
 
 
-# (engine, name, rate, pitch, pitch_range) of the default speakers; festival ones only where installed
+# (engine, name, rate, pitch, pitch_range) of the default speakers; festival and flite ones only where
+# installed. flite's come last, so that the corpus' first twelve speakers of a seed are those of before.
 _DEFAULT_SPEAKERS: tuple[tuple[Engine, str, float, float, float], ...] = (
     ("festival", "kal_diphone", 1.0, 1.0, 1.0),  # US male, diphones of a real speaker
     ("festival", "cmu_us_slt_arctic_hts", 1.0, 1.0, 1.0),  # US female, HMM trained on a real speaker
@@ -137,19 +150,28 @@ _DEFAULT_SPEAKERS: tuple[tuple[Engine, str, float, float, float], ...] = (
     ("espeak", "en-us-nyc+m6", 1.05, 0.95, 1.1),  # New York male
     ("espeak", "en-gb-x-rp+f3", 0.9, 1.1, 0.8),  # British (RP) female, slower
     ("espeak", "en-029+m2", 1.0, 1.0, 1.0),  # Caribbean male
+    ("flite", "rms", 1.0, 1.0, 1.0),  # US male, statistical voice of a real speaker
+    ("flite", "awb", 1.0, 1.0, 1.0),  # Scottish male, likewise
+    ("flite", "slt", 1.0, 1.0, 1.0),  # US female, likewise
+    ("flite", "kal16", 0.95, 1.1, 1.2),  # US male, diphones, slower, higher, livelier
+    ("flite", "slt", 1.15, 1.0, 1.0),  # the same woman, faster
+    ("flite", "rms", 0.9, 1.0, 1.0),  # the same man, slower
 )
 
 
 def default_voices() -> list[Voice]:
     """A varied, fixed set of 'speakers' (engines, accents, genders, rates, pitches), in a fixed order.
 
-    festival voices come first, as the most human-like; those not installed here are left out.
+    festival voices come first, as the most human-like; festival and flite voices not installed here are
+    left out.
     """
-    usable = set(_festival_voices())
+    usable = {("festival", name) for name in _festival_voices()} | {
+        ("flite", name) for name in _flite_voices()
+    }
     return [
         Voice(engine, name, rate, pitch, spread)
         for engine, name, rate, pitch, spread in _DEFAULT_SPEAKERS
-        if engine == "espeak" or name in usable
+        if engine == "espeak" or (engine, name) in usable
     ]
 
 
@@ -594,12 +616,44 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _festival_synthesize(text: str, voice: Voice) -> Speech:
-    info = _festival_voice(voice)
-    # festival reads 8-bit text: accents are dropped ("café" -> "cafe"), other scripts cannot be spoken
+def _ascii_text(text: str, engine: str) -> str:
+    """festival and flite read 8-bit text: accents are dropped ("café" -> "cafe"), other scripts cannot be
+    spoken (``ValueError``)."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     if not text.strip():
-        raise ValueError("festival voices speak only Latin-script text")
+        raise ValueError(f"{engine} voices speak only Latin-script text")
+    return text
+
+
+def _speech_from_ends(
+    audio: np.ndarray,
+    sample_rate: int,
+    ends: list[tuple[str, float]],
+    words: list[tuple[str, float, float]],
+    table: dict[str, tuple[str, ...]],
+    engine: str,
+    what: str,
+) -> Speech:
+    """Speech from engine segments with end times (festival's and flite's own: each starts where the
+    previous ended) and word spans (start, end s); words that span no time are left out."""
+    duration = len(audio) / sample_rate
+    if duration == 0.0:
+        raise ValueError(f"{engine} produced no audio for {what}")
+    previous_ends = [0.0, *(end for _, end in ends[:-1])]
+    starts = [(name, start) for (name, _), start in zip(ends, previous_ends, strict=True)]
+    phonemes = _phoneme_segments(starts, ends[-1][1] if ends else duration, table, engine)
+    spans = [Segment(_word_label(name), start, end) for name, start, end in words if end > start]
+    return Speech(
+        audio=audio,
+        sample_rate=sample_rate,
+        phonemes=normalise_segments(phonemes, duration),
+        words=normalise_segments(spans, duration),
+    )
+
+
+def _festival_synthesize(text: str, voice: Voice) -> Speech:
+    info = _festival_voice(voice)
+    text = _ascii_text(text, "festival")
     pitch = ""
     if voice.pitch != 1.0 or voice.pitch_range != 1.0:  # rescale the F0 targets' mean and spread
         pitch = f"""(set! int_lr_params (list
@@ -623,27 +677,11 @@ def _festival_synthesize(text: str, voice: Voice) -> Speech:
 """
         out = _run_festival(script, Path(workdir), f"{text!r} with voice {voice.name!r}")
         audio, sample_rate = _read_wav(wav)
-    duration = len(audio) / sample_rate
-    if duration == 0.0:
-        raise ValueError(f"festival voice {voice.name!r} produced no audio for {text!r}")
     rows = [line.split("\t") for line in out.splitlines()]
     ends = [(row[1], float(row[2])) for row in rows if row[0] == "SEG" and len(row) == 3]
-    # festival gives end times: each segment starts where the previous one ended
-    previous_ends = [0.0, *(end for _, end in ends[:-1])]
-    starts = [(name, start) for (name, _), start in zip(ends, previous_ends, strict=True)]
+    words = [(row[1], float(row[2]), float(row[3])) for row in rows if row[0] == "WORD" and len(row) == 4]
     table = _PHONE_SETS[info.phone_set]
-    phonemes = _phoneme_segments(starts, ends[-1][1] if ends else duration, table, "festival")
-    words = [
-        Segment(_word_label(row[1]), float(row[2]), float(row[3]))
-        for row in rows
-        if row[0] == "WORD" and len(row) == 4 and float(row[3]) > float(row[2])
-    ]
-    return Speech(
-        audio=audio,
-        sample_rate=sample_rate,
-        phonemes=normalise_segments(phonemes, duration),
-        words=normalise_segments(words, duration),
-    )
+    return _speech_from_ends(audio, sample_rate, ends, words, table, "festival", f"{text!r} ({voice.name})")
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -653,3 +691,157 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
             raise RuntimeError(f"festival wrote {path} as other than 16-bit mono")
         data = np.frombuffer(file.readframes(file.getnframes()), dtype="<i2")
         return data.astype(np.float32) / 32768.0, file.getframerate()
+
+
+# --- flite through ctypes -----------------------------------------------------------------------
+
+_FLITE_VOICES = ("awb", "kal16", "rms", "slt")
+"""Debian flite's US-English voices at 16 kHz (``kal`` is the same speaker as ``kal16`` at 8 kHz)."""
+
+_FLITE_LOCK = threading.Lock()
+
+
+class _FliteWave(ctypes.Structure):
+    """``cst_wave``: interleaved int16 samples."""
+
+    _fields_ = [
+        ("type", ctypes.c_char_p),
+        ("sample_rate", ctypes.c_int),
+        ("num_samples", ctypes.c_int),
+        ("num_channels", ctypes.c_int),
+        ("samples", ctypes.POINTER(ctypes.c_short)),
+    ]
+
+
+class _FliteVoiceHead(ctypes.Structure):
+    """The first fields of ``cst_voice``: its name and its feature set (synthesis parameters)."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("features", ctypes.c_void_p)]
+
+
+@dataclass(frozen=True)
+class _FliteVoice:
+    voice: ctypes.c_void_p  # cst_voice *, registered once per process and never freed
+    library: ctypes.CDLL  # the voice's own library, kept loaded
+    duration_stretch: float  # the voice's own defaults, which ``Voice`` factors scale
+    f0_mean: float  # 0: the voice makes its own F0 (clustergen) and takes no pitch factor
+    f0_stddev: float
+
+
+@functools.cache
+def _flite_library() -> ctypes.CDLL | None:
+    """``libflite.so.1``, initialised, or None where Debian's ``flite`` is not installed."""
+    try:
+        lib = ctypes.CDLL("libflite.so.1")
+    except OSError:
+        return None
+    void, text = ctypes.c_void_p, ctypes.c_char_p
+    for name, restype, argtypes in (
+        ("flite_synth_text", void, [text, void]),
+        ("utt_wave", ctypes.POINTER(_FliteWave), [void]),
+        ("utt_relation", void, [void, text]),
+        ("relation_head", void, [void]),
+        ("item_next", void, [void]),
+        ("ffeature_string", text, [void, text]),
+        ("ffeature_float", ctypes.c_float, [void, text]),
+        ("get_param_float", ctypes.c_float, [void, text, ctypes.c_float]),
+        ("feat_set_float", None, [void, text, ctypes.c_float]),
+        ("delete_utterance", None, [void]),
+    ):
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+    lib.flite_init()
+    return lib
+
+
+@functools.cache
+def _flite_voices() -> list[str]:
+    """The flite voices whose library loads here."""
+    if _flite_library() is None:
+        return []
+    found = []
+    for name in _FLITE_VOICES:
+        try:
+            ctypes.CDLL(f"libflite_cmu_us_{name}.so.1")
+        except OSError:
+            continue
+        found.append(name)
+    return found
+
+
+@functools.cache
+def _flite_voice_of(name: str) -> _FliteVoice:
+    """The registered voice ``name`` (one of ``_flite_voices()``) and its default parameters (call under
+    ``_FLITE_LOCK``)."""
+    lib = _flite_library()
+    library = ctypes.CDLL(f"libflite_cmu_us_{name}.so.1")
+    register = getattr(library, f"register_cmu_us_{name}")
+    register.restype, register.argtypes = ctypes.POINTER(_FliteVoiceHead), [ctypes.c_char_p]
+    voice = register(None)
+    features = voice.contents.features
+    return _FliteVoice(
+        voice=ctypes.cast(voice, ctypes.c_void_p),
+        library=library,
+        duration_stretch=lib.get_param_float(features, b"duration_stretch", 1.0),
+        f0_mean=max(lib.get_param_float(features, b"int_f0_target_mean", 0.0), 0.0),
+        f0_stddev=lib.get_param_float(features, b"int_f0_target_stddev", 0.0),
+    )
+
+
+def _flite_items(lib: ctypes.CDLL, utterance: int, relation: bytes) -> Iterator[int]:
+    item = lib.relation_head(lib.utt_relation(utterance, relation))
+    while item:
+        yield item
+        item = lib.item_next(item)
+
+
+def _flite_synthesize(text: str, voice: Voice) -> Speech:
+    if voice.name not in _flite_voices():
+        raise ValueError(
+            f"no flite voice {voice.name!r} on this machine (Debian: apt-get install flite); installed: "
+            f"{_flite_voices()}"
+        )
+    text = _ascii_text(text, "flite")
+    with _FLITE_LOCK:
+        info, lib = _flite_voice_of(voice.name), _flite_library()
+        if info.f0_mean == 0.0 and (voice.pitch != 1.0 or voice.pitch_range != 1.0):
+            raise ValueError(
+                f"flite voice {voice.name!r} makes its own F0; use pitch=1.0 and pitch_range=1.0"
+            )
+        # parameters live on the shared voice: set all of them on every call, so none leaks to the next
+        features = ctypes.cast(info.voice, ctypes.POINTER(_FliteVoiceHead)).contents.features
+        lib.feat_set_float(features, b"duration_stretch", info.duration_stretch / voice.rate)
+        if info.f0_mean > 0.0:
+            lib.feat_set_float(features, b"int_f0_target_mean", info.f0_mean * voice.pitch)
+            lib.feat_set_float(
+                features, b"int_f0_target_stddev", info.f0_stddev * voice.pitch * voice.pitch_range
+            )
+        lib.srand(
+            0
+        )  # clustergen voices excite with libc's rand(): reseeded, the audio depends on the input alone
+        utterance = lib.flite_synth_text(text.encode(), info.voice)
+        try:
+            wave = lib.utt_wave(utterance).contents
+            if wave.num_channels != 1:
+                raise RuntimeError(f"flite voice {voice.name!r} wrote {wave.num_channels} channels")
+            samples = np.ctypeslib.as_array(wave.samples, shape=(wave.num_samples,)).astype(np.float32)
+            sample_rate = wave.sample_rate
+            ends = [
+                (lib.ffeature_string(s, b"name").decode(), lib.ffeature_float(s, b"end"))
+                for s in _flite_items(lib, utterance, b"Segment")
+            ]
+            # a word runs from the end of the segment before its first to the end of its last
+            words = [
+                (
+                    lib.ffeature_string(w, b"name").decode(),
+                    lib.ffeature_float(w, b"R:SylStructure.daughter1.daughter1.R:Segment.p.end"),
+                    lib.ffeature_float(w, b"R:SylStructure.daughtern.daughtern.R:Segment.end"),
+                )
+                for w in _flite_items(lib, utterance, b"Word")
+            ]
+        finally:
+            lib.delete_utterance(utterance)
+    audio = samples / 32768.0
+    return _speech_from_ends(
+        audio, sample_rate, ends, words, _RADIO_TO_ARPABET, "flite", f"{text!r} ({voice.name})"
+    )

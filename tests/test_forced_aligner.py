@@ -1,8 +1,8 @@
 """Forced alignment with pocketsphinx (datamodules/forced_aligner.py) on speech from the project's TTS.
 
 The TTS engines report where they put every word, so their times are the reference: the aligner never
-sees them. espeak-ng ships with the project (pip); festival's voices, built from real speakers'
-recordings, are used too where Debian's festival is installed.
+sees them. espeak-ng ships with the project (pip); festival's and flite's voices, built from real speakers'
+recordings, are used too where Debian's festival and flite are installed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ GRID_TEXT = "bin blue at f two now"
 WRONG_TEXT = "place red by g nine soon"  # same grammar, every word different
 
 
-VOICES = [Voice("espeak", "en-us"), Voice("espeak", "en-gb-x-rp+f3"), Voice("festival", "kal_diphone")]
+VOICES = [
+    Voice("espeak", "en-us"),
+    Voice("espeak", "en-gb-x-rp+f3"),
+    Voice("festival", "kal_diphone"),
+    Voice("flite", "rms"),
+    Voice("flite", "kal16"),
+]
 
 
 @pytest.fixture(scope="module", params=VOICES, ids=lambda v: v.name)

@@ -34,6 +34,15 @@ def test_speakers_differ_in_face_voice_and_style():
     assert make_speakers(6, seed=1) == speakers
 
 
+def test_more_speakers_add_voices_without_changing_the_first():
+    from talking_face.datamodules.tts import available_voices
+
+    speakers = make_speakers(18, seed=0)
+    assert speakers[:12] == make_speakers(12, seed=0), "a seed's first speakers stay who they were"
+    engines = {v.engine for v in available_voices()}
+    assert {s.voice.engine for s in speakers} == engines  # every installed engine speaks
+
+
 @pytest.mark.slow
 def test_same_seed_same_corpus_and_reruns_resume(tmp_path):
     first = synthesize_corpus(tmp_path / "a", speakers=1, utterances=1, seed=5, progress=False)

@@ -34,10 +34,10 @@ ENGLISH = (
 )
 
 
-def _festival_voice(name: str) -> Voice:
-    voice = Voice("festival", name)
+def _installed(engine: str, name: str) -> Voice:
+    voice = Voice(engine, name)  # type: ignore[arg-type]
     if voice not in available_voices():
-        pytest.skip(f"festival voice {name} is not installed")
+        pytest.skip(f"{engine} voice {name} is not installed")
     return voice
 
 
@@ -63,13 +63,17 @@ def _check_speech(speech: Speech) -> None:
 VOICES = [
     pytest.param(Voice("espeak", "en-us"), id="espeak-en-us"),
     pytest.param(Voice("espeak", "en"), id="espeak-en"),
-    pytest.param("kal_diphone", id="festival-kal"),
-    pytest.param("cmu_us_slt_arctic_hts", id="festival-slt-hts"),
+    pytest.param(("festival", "kal_diphone"), id="festival-kal"),
+    pytest.param(("festival", "cmu_us_slt_arctic_hts"), id="festival-slt-hts"),
+    pytest.param(("flite", "rms"), id="flite-rms"),
+    pytest.param(("flite", "kal16"), id="flite-kal16-diphone"),
 ]
+NATIVE_RATES = {"kal_diphone": 16000, "cmu_us_slt_arctic_hts": 32000, "rms": 16000, "kal16": 16000}
+"""The voice packages' sample rates."""
 
 
 def _voice(param) -> Voice:
-    return param if isinstance(param, Voice) else _festival_voice(param)
+    return param if isinstance(param, Voice) else _installed(*param)
 
 
 @pytest.mark.parametrize("param", VOICES)
@@ -77,8 +81,7 @@ def test_grid_sentence_matches_cmu_and_timings_are_sane(param) -> None:
     voice = _voice(param)
     speech = synthesize(GRID, voice)
     _check_speech(speech)
-    native = {"kal_diphone": 16000, "cmu_us_slt_arctic_hts": 32000}  # the voice packages' rates
-    assert speech.sample_rate == (22050 if voice.engine == "espeak" else native[voice.name])
+    assert speech.sample_rate == (22050 if voice.engine == "espeak" else NATIVE_RATES[voice.name])
     assert _content(speech.phonemes) == [p for word in GRID.split() for p in GRID_WORDS[word]]
     assert _content(speech.words) == GRID.split()
     # each word's span holds exactly its own phonemes
@@ -112,7 +115,11 @@ def test_faster_rate_is_shorter(param) -> None:
     assert durations[0] > durations[1] > durations[2], durations
 
 
-@pytest.mark.parametrize("voice", [Voice("espeak", "en-us+m3"), "kal_diphone"], ids=["espeak", "festival"])
+@pytest.mark.parametrize(
+    "voice",
+    [Voice("espeak", "en-us+m3"), ("festival", "kal_diphone"), ("flite", "kal16")],
+    ids=["espeak", "festival", "flite"],
+)
 def test_higher_pitch_raises_f0(voice) -> None:
     import librosa
 
@@ -177,13 +184,17 @@ def test_every_english_espeak_accent_maps_to_arpabet() -> None:
         _check_vocabulary_and_english(Voice("espeak", base))
 
 
-@pytest.mark.slow
-def test_festival_voices_map_to_arpabet() -> None:
-    voices = [v for v in available_voices() if v.engine == "festival"]
+@pytest.mark.parametrize("engine", ["flite", pytest.param("festival", marks=pytest.mark.slow)])
+def test_installed_voices_map_to_arpabet_and_their_words_hold_their_phonemes(engine: str) -> None:
+    voices = [v for v in available_voices() if v.engine == engine]
     if not voices:
-        pytest.skip("festival is not installed")
+        pytest.skip(f"{engine} is not installed")
     for voice in voices:
         _check_vocabulary_and_english(voice)
+        speech = synthesize(GRID_VOCABULARY, voice)
+        for word in (w for w in speech.words if w.label != "sil"):
+            inside = [p.label for p in speech.phonemes if word.start <= (p.start + p.end) / 2 < word.end]
+            assert inside, f"{voice.name}: word {word} holds no phoneme"
 
 
 def test_unknown_engine_symbol_is_a_clear_error() -> None:
@@ -201,6 +212,8 @@ def test_empty_text_and_unknown_voices_are_rejected() -> None:
         synthesize("hello", Voice("espeak", "en-us+nobody"))
     with pytest.raises(ValueError, match="no festival voice 'nobody_diphone'"):
         synthesize("hello", Voice("festival", "nobody_diphone"))
+    with pytest.raises(ValueError, match="no flite voice 'nobody'"):
+        synthesize("hello", Voice("flite", "nobody"))
     with pytest.raises(ValueError, match="out of espeak's range"):
         synthesize("hello", Voice("espeak", "en-us", rate=4.0))
     with pytest.raises(ValueError, match="positive rate"):
@@ -209,22 +222,33 @@ def test_empty_text_and_unknown_voices_are_rejected() -> None:
         Voice("sapi", "david")  # type: ignore[arg-type]
 
 
-def test_hts_voice_refuses_pitch_change() -> None:
-    voice = _festival_voice("cmu_us_slt_arctic_hts")
+@pytest.mark.parametrize("engine, name", [("festival", "cmu_us_slt_arctic_hts"), ("flite", "slt")])
+def test_statistical_voices_refuse_pitch_change(engine: str, name: str) -> None:
+    voice = _installed(engine, name)
     with pytest.raises(ValueError, match="makes its own F0"):
-        synthesize("hello", Voice("festival", voice.name, pitch=1.2))
+        synthesize("hello", Voice(voice.engine, voice.name, pitch=1.2))
 
 
 def test_without_festival_there_are_no_festival_voices(monkeypatch) -> None:
     tts._festival_voice_info.cache_clear()
     monkeypatch.setattr(tts.shutil, "which", lambda name: None)
     try:
-        assert all(v.engine == "espeak" for v in available_voices())
-        assert all(v.engine == "espeak" for v in default_voices())
+        assert all(v.engine != "festival" for v in available_voices() + default_voices())
         with pytest.raises(ValueError, match="festvox-kallpc16k"):
             synthesize("hello", Voice("festival", "kal_diphone"))
     finally:
         tts._festival_voice_info.cache_clear()
+
+
+def test_without_flite_there_are_no_flite_voices(monkeypatch) -> None:
+    tts._flite_voices.cache_clear()
+    monkeypatch.setattr(tts, "_flite_library", lambda: None)
+    try:
+        assert all(v.engine != "flite" for v in available_voices() + default_voices())
+        with pytest.raises(ValueError, match="apt-get install flite"):
+            synthesize("hello", Voice("flite", "rms"))
+    finally:
+        tts._flite_voices.cache_clear()
 
 
 @pytest.mark.slow
@@ -236,8 +260,7 @@ def test_default_voices_are_varied_available_and_fixed() -> None:
     assert all((v.engine, v.name) in usable for v in voices)
     assert len({v.rate for v in voices}) >= 3 and len({v.pitch for v in voices}) >= 3
     assert {"m", "f"} <= {v.name.partition("+")[2][:1] for v in voices if v.engine == "espeak"}
-    if any(v.engine == "festival" for v in available_voices()):
-        assert {v.engine for v in voices} == {"espeak", "festival"}
+    assert {v.engine for v in voices} == {v.engine for v in available_voices()}
     for voice in voices:  # every default speaker says the GRID sentence as the CMU dictionary does
         speech = synthesize(GRID, voice)
         _check_speech(speech)
