@@ -7,10 +7,19 @@ import threading
 import numpy as np
 import pytest
 
-from talking_face.datamodules import tts
 from talking_face.datamodules.alignment import check_alignment
 from talking_face.datamodules.phonemes import PHONEMES, words_of
-from talking_face.datamodules.tts import Speech, Voice, available_voices, default_voices, synthesize
+from talking_face.datamodules.tts import (
+    Speech,
+    Voice,
+    available_voices,
+    default_voices,
+    espeak,
+    festival,
+    flite,
+    synthesize,
+)
+from talking_face.datamodules.tts.speech import _phoneme_segments
 
 LABELS = {*PHONEMES, "sil"}
 VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
@@ -180,7 +189,7 @@ def _check_vocabulary_and_english(voice: Voice) -> None:
 
 def test_every_english_espeak_accent_maps_to_arpabet() -> None:
     # an espeak symbol missing from the table raises: every accent speaks GRID's words and harder English
-    for base in tts._espeak_catalogue().bases:
+    for base in espeak._espeak_catalogue().bases:
         _check_vocabulary_and_english(Voice("espeak", base))
 
 
@@ -199,7 +208,7 @@ def test_installed_voices_map_to_arpabet_and_their_words_hold_their_phonemes(eng
 
 def test_unknown_engine_symbol_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"espeak phoneme 'Q!' has no ARPAbet"):
-        tts._phoneme_segments([("b", 0.0), ("Q!", 0.1)], 0.2, tts._ESPEAK_TO_ARPABET, "espeak")
+        _phoneme_segments([("b", 0.0), ("Q!", 0.1)], 0.2, espeak._ESPEAK_TO_ARPABET, "espeak")
 
 
 def test_empty_text_and_unknown_voices_are_rejected() -> None:
@@ -230,25 +239,25 @@ def test_statistical_voices_refuse_pitch_change(engine: str, name: str) -> None:
 
 
 def test_without_festival_there_are_no_festival_voices(monkeypatch) -> None:
-    tts._festival_voice_info.cache_clear()
-    monkeypatch.setattr(tts.shutil, "which", lambda name: None)
+    festival._festival_voice_info.cache_clear()
+    monkeypatch.setattr(festival.shutil, "which", lambda name: None)
     try:
         assert all(v.engine != "festival" for v in available_voices() + default_voices())
         with pytest.raises(ValueError, match="festvox-kallpc16k"):
             synthesize("hello", Voice("festival", "kal_diphone"))
     finally:
-        tts._festival_voice_info.cache_clear()
+        festival._festival_voice_info.cache_clear()
 
 
 def test_without_flite_there_are_no_flite_voices(monkeypatch) -> None:
-    tts._flite_voices.cache_clear()
-    monkeypatch.setattr(tts, "_flite_library", lambda: None)
+    flite._flite_voices.cache_clear()
+    monkeypatch.setattr(flite, "_flite_library", lambda: None)
     try:
         assert all(v.engine != "flite" for v in available_voices() + default_voices())
         with pytest.raises(ValueError, match="apt-get install flite"):
             synthesize("hello", Voice("flite", "rms"))
     finally:
-        tts._flite_voices.cache_clear()
+        flite._flite_voices.cache_clear()
 
 
 @pytest.mark.slow
