@@ -19,6 +19,7 @@ def generate(
     face2vid_checkpoint: str | None = None,
     size: Literal[128, 256] | None = None,
     max_side: int | None = None,
+    crf: int = 18,
     renderer: Literal["full", "paste"] = "full",
     device: str = "cpu",
     face_index: int | None = None,
@@ -46,6 +47,8 @@ def generate(
         size: face crop size; must match the Face2Vid checkpoint (default: the checkpoint's own).
         max_side: scale the face input down so that its longer side is at most this many pixels (default:
             the video keeps the input's resolution, 4K included).
+        crf: the video encoder's quality, 0 to 51 (x264's constant rate factor): lower is sharper and larger;
+            each 6 down about doubles the file.
         renderer: full: the source's own pixels warped at its resolution, the network's only inside the
             lips; paste: the network's whole face crop pasted back (the former renderer, for comparison).
         device: cpu, cuda, cuda:1, ...
@@ -73,7 +76,7 @@ def generate(
     check_knobs(
         face_index=face_index, head_motion=head_motion, blinks=blinks, mouth_scale=mouth_scale,
         smoothing=smoothing, chunk_frames=chunk_frames, max_temporal_mask=max_temporal_mask,
-        max_side=max_side,
+        max_side=max_side, crf=crf,
     )  # fmt: skip
     check_input_file("face", face)
     check_input_file("audio", audio)
@@ -100,7 +103,7 @@ def generate(
     path = pipeline.write(
         out_path, face, audio, text, voice=voice, face_index=face_index, head_motion=head_motion,
         blinks=blinks, mouth_scale=mouth_scale, smoothing=smoothing, seed=seed, recognise=recognise,
-        max_side=max_side, renderer=renderer,
+        max_side=max_side, renderer=renderer, crf=crf,
         chunk_frames=chunk_frames, progress=progress,
     )  # fmt: skip
     print(f"wrote {path}")

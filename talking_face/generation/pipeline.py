@@ -357,17 +357,20 @@ class TalkingFacePipeline:
         text: str | None = None,
         **knobs,
     ) -> Path:
-        """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``knobs`` as in ``prepare``."""
-        from talking_face.datamodules.media import write_video
+        """Generate and stream to ``out`` (mp4, H.264 + AAC, atomic); ``knobs`` as in ``prepare``, and
+        ``crf``, the encoder's constant rate factor (``media.write_video``)."""
+        from talking_face.datamodules.media import DEFAULT_CRF, write_video
 
         progress = knobs.pop("progress", False)
         chunk_frames = knobs.pop("chunk_frames", 50)
+        crf = knobs.pop("crf", DEFAULT_CRF)
+        check_knobs(crf=crf)
         out = check_output(out, {"face": face, "audio": audio})
         plan = self.prepare(face, audio, text, progress=progress, **knobs)
         frames = (frame for chunk in self.render(plan, chunk_frames, progress) for frame in chunk.frames)
         try:  # the user's own audio goes in as it came; the TTS's at the pipeline's rate
             speech = plan.speech.audio
-            return write_video(out, _even_sized(frames), timebase.FPS, speech, audio_file=audio)
+            return write_video(out, _even_sized(frames), timebase.FPS, speech, audio_file=audio, crf=crf)
         finally:
             plan.face.close()
 
