@@ -36,7 +36,7 @@ Per case and renderer (frames are measured after H.264 encoding and decoding, as
 - ``faces``: share of decoded output frames where dlib finds a face, against the source frames;
 - ``fps``: frames / seconds end to end (decode, detection and tracking, speech alignment, stage 1, render,
   H.264 encoding; the benchmark's own measuring excluded), one thread; ``render fps`` the render alone;
-  ``peak MB``: max RSS.
+  ``peak MB``: max RSS; ``file MB``: the video's size (H.264 at the writer's default quality, with AAC).
 
 Writes ``<out>/full_resolution.md`` (the table), ``<out>/contact_sheet.png`` and the videos.
 """
@@ -306,6 +306,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
         "fps": n / total,
         "render_fps": n / timing["render"],
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "file_mb": video.stat().st_size / 2**20,
         "detail_raw": float(np.median(raw["detail"])),
         "seam": float(np.median(raw["seam"])) if raw["seam"] else float("nan"),
         "flicker": float(np.mean(raw["flicker"])) if raw["flicker"] else float("nan"),
@@ -404,8 +405,8 @@ def contact_sheet(rows: list[dict], path: Path, height: int = 360) -> None:
 def table(rows: list[dict]) -> str:
     head = (
         "| case | renderer | output | detail (ceiling) | before H.264 | identity (ceiling) | gap r "
-        "| open ratio | mouth flicker (warp alone) | seam | faces (source) | fps | render fps | peak MB |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| open ratio | mouth flicker (warp alone) | seam | faces (source) | fps | render fps | peak MB "
+        "| file MB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
@@ -415,7 +416,7 @@ def table(rows: list[dict]) -> str:
             f"{r['identity']:.3f} ({r['id_ceiling']:.3f}) | {r['gap_r']:.2f} | {r['open_ratio']:.2f} | "
             f"{r['flicker']:.1f} ({r['flicker_steady']:.1f}) | "
             f"{r['seam']:.2f} | {r['faces']:.2f} ({r['faces_source']:.2f}) | {r['fps']:.1f} | "
-            f"{r['render_fps']:.1f} | {r['peak_mb']:.0f} |"
+            f"{r['render_fps']:.1f} | {r['peak_mb']:.0f} | {r['file_mb']:.2f} |"
         )
     return "\n".join(lines)
 
