@@ -27,11 +27,16 @@ Per case and renderer (frames are measured after H.264 encoding and decoding, as
 - ``gap r``: Pearson correlation of dlib's inner-lip gap (62-66 over the outer eye corners 36-45) on the
   output with the driving landmarks' gap; ``open ratio``: mean output gap / mean driving gap on frames whose
   phoneme is an open vowel (AA AE AH AO AW AY EH);
+- ``mouth flicker``: mean absolute grey change (0-255) inside the driving inner lips from one frame to the
+  next, after moving the frame before with the driving mouth (``mouth_flicker``), before encoding; ``warp
+  alone``: the same for the source warped to the same landmarks with no network pixels (a mouth that only
+  moves as the landmarks say: what steady scores here);
 - ``seam``: mean squared gradient (Sobel) of the output on a 5-px band along the outline of the pixels that
   changed, over the source's at the same pixels (every 10th frame, before encoding);
 - ``faces``: share of decoded output frames where dlib finds a face, against the source frames;
 - ``fps``: frames / seconds end to end (decode, detection and tracking, speech alignment, stage 1, render,
-  H.264 encoding), one thread; ``render fps`` the render alone; ``peak MB``: max RSS.
+  H.264 encoding; the benchmark's own measuring excluded), one thread; ``render fps`` the render alone;
+  ``peak MB``: max RSS; ``file MB``: the video's size (H.264 at the writer's default quality, with AAC).
 
 Writes ``<out>/full_resolution.md`` (the table), ``<out>/contact_sheet.png`` and the videos.
 """
@@ -182,6 +187,53 @@ def _seam(out: np.ndarray, source: np.ndarray) -> float | None:
     return float(_gradient(out)[band].mean() / max(_gradient(source)[band].mean(), 1e-6))
 
 
+def _to_frame(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """Crop points [N, 2] -> frame pixels, through the inverse of ``transform`` [2, 3] (frame -> crop)."""
+    import cv2
+
+    inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
+    return np.asarray(points, np.float64) @ inverse[:, :2].T + inverse[:, 2]
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def mouth_flicker(
+    previous: np.ndarray, frame: np.ndarray, mouth_before: np.ndarray, mouth_now: np.ndarray
+) -> float | None:
+    """How much the inside of the mouth changes from ``previous`` to ``frame`` beyond the mouth's own motion.
+
+    ``previous`` is moved with the driving mouth (a thin-plate spline through the 20 mouth landmarks,
+    ``mouth_now`` -> ``mouth_before``, [20, 2] frame pixels) onto ``frame``; the result is the mean absolute
+    grey difference (0-255) inside the inner lips of ``mouth_now``. Pixels that move as the landmarks say
+    score about 0 however far the mouth moves; pixels made anew each frame score their change. None where
+    the mouth is closed (under 20 pixels inside the lips)."""
+    import cv2
+    from scipy.interpolate import RBFInterpolator
+
+    inner = np.asarray(mouth_now, np.float64)[12:]
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(inner).astype(np.int32)], 1)
+    rows, columns = np.nonzero(mask)
+    if rows.size < 20:
+        return None
+    x0, y0 = columns.min(), rows.min()
+    x1, y1 = columns.max() + 1, rows.max() + 1
+    before, now = np.asarray(mouth_before, np.float64), np.asarray(mouth_now, np.float64)
+    spline = RBFInterpolator(now, before - now, kernel="thin_plate_spline", smoothing=1e-3)
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+    reads = (points + spline(points)).astype(np.float32).reshape(y1 - y0, x1 - x0, 2)
+    moved = cv2.remap(
+        _grey(previous), reads[..., 0], reads[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    inside = mask[y0:y1, x0:x1] > 0
+    return float(np.abs(_grey(frame)[y0:y1, x0:x1] - moved)[inside].mean())
+
+
 def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dict:
     """One case with one renderer, in its own process: timings, metrics, the video and a few frames.
 
@@ -193,6 +245,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     from talking_face.datamodules import timebase
     from talking_face.datamodules.media import iter_video_frames, write_video
     from talking_face.datamodules.phonemes import VOCAB
+    from talking_face.generation.full_resolution import render_frame, warp_field
     from talking_face.generation.pipeline import TalkingFacePipeline
 
     pipeline = TalkingFacePipeline.from_checkpoints()
@@ -207,32 +260,44 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
         tuple(int(v) for v in (*plan.face.landmarks[i].min(0), *(plan.face.landmarks[i].max(0) + 1)))
         for i in plan.frame_index
     ]
-    raw: dict[str, list] = {"detail": [], "seam": []}
+    raw: dict[str, list] = {"detail": [], "seam": [], "flicker": [], "steady": []}
     sheet: dict = {}
-    timing = {"render": 0.0}
+    timing = {"render": 0.0, "measure": 0.0}
+    mouths = [_to_frame(plan.driving[t, 48:68], plan.transforms[t]) for t in range(n)]
 
     def rendered():
         clock = time.perf_counter()
+        previous = None  # (output, the warp alone) of the frame before
         for chunk in pipeline.render(plan):
             timing["render"] += time.perf_counter() - clock
+            clock = time.perf_counter()
             for offset, frame in enumerate(chunk.frames):
                 t = chunk.start + offset
                 source = np.asarray(plan.face.frames[plan.frame_index[t]])
                 raw["detail"].append(_laplacian(frame, box[t]) / _laplacian(source, box[t]))
                 if t % 10 == 0 and (seam := _seam(frame, source)) is not None:
                     raw["seam"].append(seam)
+                field = warp_field(plan.driving[t], plan.own[t], plan.size)
+                steady = render_frame(source, plan.transforms[t], field)
+                if previous is not None:
+                    flicker = mouth_flicker(previous[0], frame, mouths[t - 1], mouths[t])
+                    if flicker is not None:
+                        raw["flicker"].append(flicker)
+                        raw["steady"].append(mouth_flicker(previous[1], steady, mouths[t - 1], mouths[t]))
+                previous = frame, steady
                 if t == sheet_at:
                     sheet.update(
                         source=source, frame=frame, mouth=plan.face.landmarks[plan.frame_index[t], 48:68]
                     )
+                timing["measure"] += time.perf_counter() - clock
                 yield frame
-            clock = time.perf_counter()
+                clock = time.perf_counter()
 
     slug = name.lower().replace(" ", "_")
     video = write_video(
         out / f"{slug}_{renderer}.mp4", _even_sized(rendered()), timebase.FPS, plan.speech.audio
     )
-    total = time.perf_counter() - start
+    total = time.perf_counter() - start - timing["measure"]
     row = {
         "case": name,
         "renderer": renderer,
@@ -241,8 +306,11 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
         "fps": n / total,
         "render_fps": n / timing["render"],
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "file_mb": video.stat().st_size / 2**20,
         "detail_raw": float(np.median(raw["detail"])),
         "seam": float(np.median(raw["seam"])) if raw["seam"] else float("nan"),
+        "flicker": float(np.mean(raw["flicker"])) if raw["flicker"] else float("nan"),
+        "flicker_steady": float(np.mean(raw["steady"])) if raw["steady"] else float("nan"),
         "sheet": sheet,
     }
     sources = (np.asarray(plan.face.frames[i]) for i in plan.frame_index)
@@ -337,8 +405,8 @@ def contact_sheet(rows: list[dict], path: Path, height: int = 360) -> None:
 def table(rows: list[dict]) -> str:
     head = (
         "| case | renderer | output | detail (ceiling) | before H.264 | identity (ceiling) | gap r "
-        "| open ratio | seam | faces (source) | fps | render fps | peak MB |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| open ratio | mouth flicker (warp alone) | seam | faces (source) | fps | render fps | peak MB "
+        "| file MB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
@@ -346,8 +414,9 @@ def table(rows: list[dict]) -> str:
             f"| {r['case']} | {r['renderer']} | {r['size']} | {r['detail']:.2f} ({r['ceiling']:.2f}) | "
             f"{r['detail_raw']:.2f} | "
             f"{r['identity']:.3f} ({r['id_ceiling']:.3f}) | {r['gap_r']:.2f} | {r['open_ratio']:.2f} | "
+            f"{r['flicker']:.1f} ({r['flicker_steady']:.1f}) | "
             f"{r['seam']:.2f} | {r['faces']:.2f} ({r['faces_source']:.2f}) | {r['fps']:.1f} | "
-            f"{r['render_fps']:.1f} | {r['peak_mb']:.0f} |"
+            f"{r['render_fps']:.1f} | {r['peak_mb']:.0f} | {r['file_mb']:.2f} |"
         )
     return "\n".join(lines)
 

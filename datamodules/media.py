@@ -24,9 +24,13 @@ from talking_face.datamodules.atomic import atomic_path
 from talking_face.errors import InputError, InputWarning
 
 __all__ = [
-    "MediaError", "VideoInfo", "audio_codec_of", "probe_video", "iter_video_frames", "read_video",
-    "load_audio", "write_video",
+    "DEFAULT_CRF", "MediaError", "VideoInfo", "audio_codec_of", "probe_video", "iter_video_frames",
+    "read_video", "load_audio", "write_video",
 ]  # fmt: skip
+
+DEFAULT_CRF = 18
+"""x264's constant rate factor for H.264: lower is closer to the frames and larger (0 lossless, +6 about
+halves the file)."""
 
 
 class MediaError(InputError, RuntimeError):
@@ -158,12 +162,15 @@ def write_video(
     audio: np.ndarray | None = None,
     sample_rate: int = timebase.SAMPLE_RATE,
     audio_file: str | Path | None = None,
+    crf: int = DEFAULT_CRF,
 ) -> Path:
     """Write RGB uint8 frames [H, W, 3] (and mono float audio, or ``audio_file``'s sound) to a video file,
     atomically.
 
     The container picks the codecs: ``.mpg`` gets MPEG-1 video + MP2 audio (GRID's format), anything
-    else H.264 + AAC (``.mp4``, playable everywhere). Frames are streamed to ffmpeg, never collected.
+    else H.264 + AAC (``.mp4``, playable everywhere) at ``crf``, tuned for grain: x264's default tuning
+    smooths the fine texture of a moving face (skin, hair) away, which a still image keeps (measured in
+    ``benchmarks/README.md``, full resolution). Frames are streamed to ffmpeg, never collected.
     ``audio_file`` (instead of ``audio``) goes in as it came: its own sample rate and channels, its stream
     copied where the container takes its codec, else encoded to AAC.
     """
@@ -188,7 +195,11 @@ def write_video(
             wav = Path(scratch) / "audio.wav"
             soundfile.write(wav, np.asarray(audio, np.float32), sample_rate)
             audio_input, audio_params = ["-i", str(wav)], ["-c:a", audio_codec_name]
-        quality = ["-q:v", "3"] if mpeg1 else ["-crf", "18", "-preset", "fast", "-movflags", "+faststart"]
+        quality = (
+            ["-q:v", "3"]
+            if mpeg1
+            else ["-crf", str(crf), "-preset", "fast", "-tune", "grain", "-movflags", "+faststart"]
+        )
         command = [
             _ffmpeg(), "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *audio_input,

@@ -1,12 +1,16 @@
 """Full-resolution rendering: the source's pixels warped at its resolution, the network's inside the lips.
 
 Known answers for the warp (a shift is a shift, landmarks land where they are sent, nothing outside the
-falloff changes), then the product with a tiny random Face2Vid: output size = input size (no 1024 cap),
-``max_side`` shrinks, a photo does not drift, a dubbed clip keeps its size, and the rollout without
-Lightning makes the module's frames.
+falloff changes), the benchmark's measure of flicker inside the mouth (zero for a still mouth, and for one
+that moves as its landmarks say), then the product with a tiny random Face2Vid: output size = input size
+(no 1024 cap), ``max_side`` shrinks, a photo does not drift, a dubbed clip keeps its size, and the rollout
+without Lightning makes the module's frames.
 """
 
 from __future__ import annotations
+
+import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,6 +123,42 @@ def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
     closed[[67, 66, 65]] = closed[[61, 62, 63]]  # lips together (the template's mouth is a little open)
     new = newly_visible(inside, closed, warp_field(wider, closed, SIZE))
     assert new.sum() > 0.9 * inside.sum()
+
+
+# --- measuring flicker inside the mouth ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def mouth_flicker(monkeypatch):
+    """``benchmarks/full_resolution.py``'s measure (the benchmark reports it per renderer)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module("full_resolution").mouth_flicker
+
+
+def test_a_still_mouth_does_not_flicker_and_a_redrawn_one_does(mouth_flicker):
+    mouth = _open_mouth(_face(), 6.0)[48:68] + 30  # frame pixels, open about 8 px
+    image = _textured(130, 130, seed=3)
+    assert mouth_flicker(image, image.copy(), mouth, mouth) == 0.0  # constant landmarks, constant pixels
+    redrawn = image.copy()
+    rows, columns = np.mgrid[60:110, 40:100]
+    redrawn[rows, columns] = _textured(50, 60, seed=4)  # new pixels, in and around the mouth
+    assert mouth_flicker(image, redrawn, mouth, mouth) > 40
+    closed = mouth.copy()
+    closed[12:] = closed[12:].mean(0)  # the inner lips shut
+    assert mouth_flicker(image, redrawn, closed, closed) is None
+
+
+def test_a_mouth_that_moves_as_its_landmarks_say_does_not_flicker(mouth_flicker):
+    """The whole mouth 3 px right and its texture with it: almost no change once the motion is taken out,
+    against a large change without it."""
+    import cv2
+
+    mouth = _open_mouth(_face(), 6.0)[48:68] + 30
+    image = cv2.GaussianBlur(_textured(130, 130, seed=5), (0, 0), 1.5)  # texture a linear warp can follow
+    shifted = np.roll(image, 3, axis=1)
+    moved = mouth_flicker(image, shifted, mouth, mouth + np.array([3.0, 0.0]))
+    unexplained = mouth_flicker(image, shifted, mouth, mouth)
+    assert moved < 0.05 * unexplained
 
 
 # --- the product --------------------------------------------------------------------------------------------

@@ -64,3 +64,16 @@ def test_truncated_mp4_is_reported_not_hung(tmp_path):
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(media.MediaError, match="truncated.mp4"):
         media.read_video(truncated)
+
+
+def test_crf_trades_file_size_for_fidelity(tmp_path):
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    frames = [np.roll(texture, i, axis=1) for i in range(10)]  # a moving texture
+    errors, sizes = [], []
+    for crf in (10, 30):
+        path = media.write_video(tmp_path / f"crf{crf}.mp4", frames, crf=crf)
+        decoded = media.read_video(path, fps=None)
+        errors.append(np.abs(decoded.astype(int) - np.stack(frames)).mean())
+        sizes.append(path.stat().st_size)
+    assert errors[0] < errors[1] and sizes[0] > sizes[1]

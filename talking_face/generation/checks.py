@@ -24,6 +24,7 @@ KNOB_RANGES: dict[str, tuple[float, float]] = {
     "max_temporal_mask": (0.0, 1.0),
     "face_index": (0, 1_000),
     "max_side": (80, 100_000),  # pixels; below about 2 faces' width nothing is left to animate
+    "crf": (0, 51),  # x264's constant rate factor: 0 lossless, 51 the coarsest
 }
 """Sane range of each knob (inclusive)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from talking_face.datamodules.media import DEFAULT_CRF
 from talking_face.errors import UsageError
 from talking_face.generation.checks import check_knobs
 
@@ -30,6 +31,8 @@ class GenerationOptions:
             beside the sound (false: the sound alone).
         max_side: scale the face input down so that its longer side is at most this many pixels (default:
             the video keeps the input's resolution, 4K included).
+        crf: the video encoder's quality, 0 to 51 (x264's constant rate factor): lower is sharper and larger;
+            each 6 down about doubles the file.
         renderer: full: the source's own pixels warped at its resolution, the network's only inside the
             lips; paste: the network's whole face crop pasted back (the former renderer, for comparison).
         chunk_frames: frames generated at a time, >= 1 (memory is bounded by it, not by the length).
@@ -46,6 +49,7 @@ class GenerationOptions:
     seed: int = 0
     recognise: bool = True
     max_side: int | None = None
+    crf: int = DEFAULT_CRF
     renderer: Literal["full", "paste"] = "full"
     chunk_frames: int = 50
     max_temporal_mask: float = 0.6
@@ -54,7 +58,7 @@ class GenerationOptions:
         check_knobs(
             face_index=self.face_index, head_motion=self.head_motion, blinks=self.blinks,
             mouth_scale=self.mouth_scale, smoothing=self.smoothing, chunk_frames=self.chunk_frames,
-            max_temporal_mask=self.max_temporal_mask, max_side=self.max_side,
+            max_temporal_mask=self.max_temporal_mask, max_side=self.max_side, crf=self.crf,
         )  # fmt: skip
         if self.renderer not in RENDERERS:
             raise UsageError("renderer", f"give {' or '.join(RENDERERS)}, got {self.renderer!r}")

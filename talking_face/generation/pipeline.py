@@ -348,7 +348,9 @@ class TalkingFacePipeline:
         frames = (frame for chunk in self.render(plan, progress) for frame in chunk.frames)
         try:  # the user's own audio goes in as it came; the TTS's at the pipeline's rate
             speech = plan.speech.audio
-            return write_video(out, _even_sized(frames), timebase.FPS, speech, audio_file=audio)
+            return write_video(
+                out, _even_sized(frames), timebase.FPS, speech, audio_file=audio, crf=plan.options.crf
+            )
         finally:
             plan.face.close()
 
