@@ -5,12 +5,11 @@ the CMU dictionary, so nothing is downloaded. One process-wide recogniser (creat
 language model, about 1 s) decodes the words; ``datamodules.forced_aligner.force_align`` (``bestpath``
 off) then places the recognised words' phones in time and scores how well they explain the sound.
 
-Measured on 11 real read utterances (37 s, two speakers; ``benchmarks/articulation.py``): word error about
-18 %, phone error about 9 % after the alignment, 0.23 s of CPU per second of speech (recognition and
-alignment) on a loaded 2-core machine.
+On real read speech the word error is under a fifth and the phone error about a tenth (figures and speed in
+``benchmarks/README.md``, articulation).
 That is close enough for lips: a wrong word mostly has the right vowels and closures. The recognised words
-always explain real speech well (alignment confidence 1.0 on all 11); on music (a saxophone, a band) the
-recogniser still finds words, but they fit poorly (0.22-0.32); white and pink noise give no words at all.
+explain read speech well; on music (a saxophone, a band) the recogniser still finds words, and how well
+they fit overlaps casual speech (``benchmarks/README.md``); white and pink noise give no words at all.
 
 ``Recognition.confidence`` is the forced aligner's goodness-of-pronunciation score of the recognised words
 (see ``forced_aligner``): 0 when nothing was recognised. The caller decides what to trust
@@ -30,7 +29,6 @@ from talking_face.datamodules.segments import Segment
 
 __all__ = ["Recognition", "recognise"]
 
-_WHERE = "datamodules/speech_recognition.py"
 _LOCK = threading.Lock()
 _DITHER_LSB = 2.0
 """Faint noise (in int16 steps, about -84 dBFS) added before recognition: exact digital silence (as TTS
@@ -60,13 +58,9 @@ class Recognition:
 def _recogniser():
     """The process-wide word recogniser (default acoustic model, word language model and dictionary).
 
-    Measured on the 11 real utterances (``benchmarks/articulation.py``, README there):
-
-    - without the second, flat-lexicon pass (``fwdflat``): a quarter faster and no worse (word error 20.8 %
-      against 22.9 %, phone error 10.3 % against 12.4 %);
-    - at most 3000 active HMMs a frame (``maxhmmpf``, default 30 000) and the 2 best Gaussians of each
-      mixture (``topn``, default 4): recognition half the CPU time, word error 17.7 %, phone error 9.1 %.
-      Narrower beams (1e-40) instead doubled the word error; ``ds=2`` and ``pl_window`` gained nothing.
+    Settings chosen on the real utterances of ``benchmarks/articulation.py`` (figures in its README): no
+    second, flat-lexicon pass (``fwdflat``); at most 3000 active HMMs a frame (``maxhmmpf``) and the 2 best
+    Gaussians of each mixture (``topn``): half the CPU time at no loss of accuracy.
     """
     import pocketsphinx
 

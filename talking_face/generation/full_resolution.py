@@ -42,10 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from talking_face.datamodules.faces.landmark_scheme import STABLE
+from talking_face.shapes import check_shape
 
 __all__ = ["WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
 
-_WHERE = "talking_face/generation/full_resolution.py"
 
 _INTERPOLATION = 4  # cv2.INTER_LANCZOS4
 """How the source's brightness is resampled: Lanczos (8x8) keeps more of a photo's detail under sub-pixel
@@ -139,10 +139,10 @@ def warp_field(
     """
     target = np.asarray(target, np.float64)
     source = np.asarray(source, np.float64)
-    if target.shape != (68, 2) or source.shape != (68, 2):
-        raise ValueError(f"{_WHERE}: want target and source [68, 2], got {target.shape} and {source.shape}")
+    check_shape(target, "68 2", "target landmarks")
+    check_shape(source, "68 2", "source landmarks")
     if not (np.isfinite(target).all() and np.isfinite(source).all()):
-        raise ValueError(f"{_WHERE}: landmarks hold NaN or inf values")
+        raise ValueError("landmarks hold NaN or inf values")
     if np.abs(target - source).max() < 1e-6:
         return WarpField(np.zeros((2, 2, 2), np.float32), np.zeros(2), 1.0, None)
     from talking_face.datamodules.faces.alignment import similarity_fit, transform_points
@@ -251,8 +251,9 @@ def render_frame(
     import cv2
 
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"{_WHERE}: want image [H, W, 3] uint8, got {image.shape} {image.dtype}")
+    check_shape(image, "H W 3", "image")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
     out = image.copy()
     if field.box is None:
         return out
@@ -282,7 +283,7 @@ def render_frame(
     np.copyto(box, warped, where=moving[..., None])  # where the flow is 0 the source stays as it was
     if made is not None:
         if inside is None or lips is None:
-            raise ValueError(f"{_WHERE}: network pixels need the inside and lips masks of mouth_interior")
+            raise ValueError("network pixels need the inside and lips masks of mouth_interior")
         _blend_made(box, (x0, y0), transform, inverse, made, inside, lips)
     return out
 
