@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         "where the real video's DIS flow is forward-backward consistent (a still video scores low: read it "
         "with flicker). Flicker: frame-difference energy of generated minus real (0: changes as much as the "
         "real video; < 0: stiller). LMD: dlib's mouth on the generated frames vs the driving mouth, pixels "
-        f"of the {hp.image_size}-px crop."
+        "of a 128-px crop whatever the crop size (metrics.mouth_distance)."
     )
     report = "\n\n".join(
         [

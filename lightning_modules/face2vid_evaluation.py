@@ -163,9 +163,9 @@ def score_videos(
 
     Keys: ``psnr``, ``ssim`` (whole crop), ``psnr_face``, ``psnr_mouth`` (pooled MSE inside the jaw/brow
     polygon and the mouth box), ``warp_error`` (mean |gen_t - warp(gen_t-1, real flow)| over valid pixels,
-    weighted by their count), ``flicker`` (mean over videos of energy(gen) - energy(real)), ``lmd`` (crop
-    pixels at S, frames where a face was found) and ``face_found`` (that fraction; both NaN without ``lmd``),
-    ``frames`` (how many) and ``seconds_per_frame`` (time spent in ``make``).
+    weighted by their count), ``flicker`` (mean over videos of energy(gen) - energy(real)), ``lmd`` (pixels
+    of a 128-px crop, ``metrics.mouth_distance``; frames where a face was found) and ``face_found`` (that
+    fraction; both NaN without ``lmd``), ``frames`` (how many) and ``seconds_per_frame`` (time in ``make``).
     """
     if not videos:
         raise ValueError("no videos to score")

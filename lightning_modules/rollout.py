@@ -224,10 +224,13 @@ class FrameRollout:
         previous = previous_sketches = None
         if self.generator.use_flow:
             k = self.generator.num_previous
-            previous = fold(windows(torch.cat([self._frames, teacher], 1), k)[:, :t])
-            previous_sketches = fold(windows(torch.cat([self._sketches, sketches], 1), k)[:, :t])
-            self._frames = torch.cat([self._frames, teacher], 1)[:, -k:]
-            self._sketches = torch.cat([self._sketches, sketches], 1)[:, -k:]
+            frames, frame_sketches = (
+                torch.cat([self._frames, teacher], 1),
+                torch.cat([self._sketches, sketches], 1),
+            )
+            previous = fold(windows(frames, k)[:, :t])
+            previous_sketches = fold(windows(frame_sketches, k)[:, :t])
+            self._frames, self._sketches = frames[:, -k:], frame_sketches[:, -k:]
         self._last = landmarks[:, -1]
         out = self.generator(
             fold(sketches),

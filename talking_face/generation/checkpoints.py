@@ -102,11 +102,9 @@ def _read_stage(path: Path, stage: Stage) -> dict:
 def load_stage(path: str | Path, stage: Stage, device: str | torch.device = "cpu"):
     """Load the ``LandmarkModule`` or ``Face2VidModule`` in ``path`` (to train it on), in eval mode on
     ``device``; inference needs only the networks (``load_mouth_predictor``, ``load_frame_rollout``)."""
-    from talking_face.lightning_modules import Face2VidModule, LandmarkModule
-
     path = Path(path)
     checkpoint = _read_stage(path, stage)
-    module_class = LandmarkModule if stage == "landmarks" else Face2VidModule
+    module_class = _module_class(stage)
     # LightningCLI records the class path it trained (``lightning_modules.X`` before the talking_face root):
     # the stage is known, so build that class from the hyperparameters whatever path was recorded
     for key in ("_class_path", "_instantiator"):
@@ -147,34 +145,36 @@ def load_mouth_predictor(path: str | Path, device: str | torch.device = "cpu") -
 
     path = Path(path)
     checkpoint = _read_stage(path, "landmarks")
-    predictor = MouthPredictor.from_hparams(_hyperparameters(checkpoint, path))
+    predictor = MouthPredictor.from_hparams(_hyperparameters(checkpoint, "landmarks"))
     _load_weights({"net": predictor.net, "durations": predictor.durations}, checkpoint, path, device)
     return predictor
 
 
-def load_frame_rollout(
-    path: str | Path, device: str | torch.device = "cpu", max_temporal_mask: float = 1.0
-) -> FrameRollout:
-    """Stage 2's generator from a face2vid checkpoint, driven over time (``rollout.FrameRollout``), in eval
-    mode on ``device``; the critics and the training state are not loaded."""
+def load_frame_rollout(path: str | Path, device: str | torch.device = "cpu") -> FrameRollout:
+    """Stage 2's generator from a face2vid checkpoint, driven over time (``rollout.FrameRollout``, as
+    trained: ``capped`` sets a cap on the temporal mask), in eval mode on ``device``; the critics and the
+    training state are not loaded."""
     from talking_face.lightning_modules.rollout import FrameRollout, build_generator
 
     path = Path(path)
     checkpoint = _read_stage(path, "face2vid")
-    hp = _hyperparameters(checkpoint, path)
+    hp = _hyperparameters(checkpoint, "face2vid")
     generator = build_generator(hp)
     _load_weights({"generator": generator}, checkpoint, path, device)
-    return FrameRollout.from_hparams(generator, hp, max_temporal_mask)
+    return FrameRollout.from_hparams(generator, hp)
 
 
-def _hyperparameters(checkpoint: dict, path: Path) -> dict:
-    """The module's hyperparameters with its defaults for any the checkpoint predates."""
+def _module_class(stage: Stage):
     from talking_face.lightning_modules import Face2VidModule, LandmarkModule
 
-    module_class = LandmarkModule if checkpoint_stage(checkpoint, path) == "landmarks" else Face2VidModule
+    return LandmarkModule if stage == "landmarks" else Face2VidModule
+
+
+def _hyperparameters(checkpoint: dict, stage: Stage) -> dict:
+    """The ``stage`` module's hyperparameters with its defaults for any the checkpoint predates."""
     defaults = {
         name: parameter.default
-        for name, parameter in inspect.signature(module_class.__init__).parameters.items()
+        for name, parameter in inspect.signature(_module_class(stage).__init__).parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
     return defaults | dict(checkpoint.get("hyper_parameters", {}))
