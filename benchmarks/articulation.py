@@ -177,9 +177,6 @@ def rendered_gap(pipeline, plan) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare(pipeline, face: Path, utterance: Utterance, mode: str):
     """The pipeline's plan for one face, utterance and mode, with the seconds it took."""
-    import inspect
-
-    recognise = "recognise" in inspect.signature(pipeline.prepare).parameters
     kwargs: dict = {"head_motion": 0.0, "blinks": 0.0}
     if mode == "text":
         kwargs["text"] = utterance.text
@@ -187,7 +184,7 @@ def prepare(pipeline, face: Path, utterance: Utterance, mode: str):
         kwargs["audio"] = utterance.wav
         if mode == "both":
             kwargs["text"] = utterance.text
-        elif recognise:
+        else:
             kwargs["recognise"] = mode == "recognised"
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

@@ -25,6 +25,27 @@ def spoken(text: str = SENTENCE) -> np.ndarray:
     return prepare_speech(text=text).audio
 
 
+def music(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
+    """float32 mono music at ``timebase.SAMPLE_RATE``: a melody of plucked harmonic notes with vibrato over a
+    drum beat, at speech level (what loudness alone takes for a voice)."""
+    rate = timebase.SAMPLE_RATE
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * rate)) / rate
+    notes_per_second = 3
+    pitch = 220 * 2 ** (rng.integers(0, 12, int(seconds * notes_per_second) + 1) / 12)
+    f0 = pitch[(t * notes_per_second).astype(int)] * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    within = (t * notes_per_second) % 1
+    melody = (
+        sum(np.sin(k * phase) / k for k in range(1, 9)) * np.minimum(1, 20 * within) * np.exp(-1.5 * within)
+    )
+    drums = np.zeros_like(t)
+    hit = np.arange(2000)
+    for start in range(0, t.size - hit.size, rate // 4):
+        drums[start + hit] += rng.standard_normal(hit.size) * np.exp(-hit / 300)
+    return (0.2 * melody + 0.3 * drums).astype(np.float32)
+
+
 def _photo(name: str):
     from talking_face.datamodules.faces.photos import packaged_photos
 

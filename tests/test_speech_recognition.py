@@ -1,5 +1,6 @@
 """Audio without text (issue 13): its words are recognised and drive the mouth beside the sound; noise holds
-no speech, so no phonemes and a resting mouth, with a warning naming the file."""
+no speech, so no phonemes and a resting mouth, with a warning naming the file (music:
+``test_speech_detection.py``)."""
 
 from __future__ import annotations
 
@@ -53,46 +54,53 @@ def test_white_noise_yields_no_phonemes_and_a_warning_naming_the_file(noise_wav)
     assert speech.phoneme_ids is None and not speech.speaking and "no speech" in speech.path
 
 
-def test_white_noise_leaves_the_mouth_at_rest(noise_wav, tiny_face2vid):
+def test_white_noise_leaves_the_mouth_at_rest(noise_wav, tiny_face2vid, monkeypatch):
+    from talking_face.datamodules import speech_detection
     from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
     from talking_face.generation.pipeline import TalkingFacePipeline
 
     rollout = tiny_face2vid().frame_rollout()
     pipeline = TalkingFacePipeline(load_mouth_predictor(shipped_checkpoint("landmarks")), rollout)
     face = photo_file()
-    with pytest.warns(UserWarning, match="no speech found"):
-        plan = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0)
-    opening = mouth_opening(mouth_points(plan.driving))
-    rest = mouth_opening(mouth_points(plan.own))
-    assert not plan.voiced.any()
-    np.testing.assert_allclose(opening, rest, atol=1e-3)
-    # the audio alone would move the mouth on this noise: resting did the work
+    for recognised in (True, False):
+        with pytest.warns(UserWarning, match="no speech found"):
+            plan = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise=recognised)
+        assert not plan.voiced.any()
+        rest = mouth_opening(mouth_points(plan.own))
+        np.testing.assert_allclose(mouth_opening(mouth_points(plan.driving)), rest, atol=1e-3)
+    # were the noise taken for speech, the audio alone would move the mouth: the detector did the work
+    monkeypatch.setattr(
+        speech_detection, "speech_probability", lambda audio, frames: np.ones(frames, np.float32)
+    )
     moved = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise=False)
     assert np.ptp(mouth_opening(mouth_points(moved.driving))) > 0.5  # crop pixels
 
 
 @pytest.mark.parametrize(
-    ("confidence", "mode", "speaking", "warning"),
+    ("words", "confidence", "mode", "warning"),
     [
-        (0.9, "both", True, None),
-        (0.4, "audio", True, "fit the speech poorly"),
-        (0.2, "audio", False, "no speech"),
+        ("a word", 0.9, "both", None),
+        ("a word", 0.4, "audio", "fit the speech poorly"),
+        ("", 0.0, "audio", "no words were recognised"),
     ],
 )
-def test_confidence_decides_between_fusion_audio_alone_and_rest(
-    tmp_path, monkeypatch, confidence, mode, speaking, warning
+def test_recognition_decides_between_fusion_and_audio_alone(
+    tmp_path, monkeypatch, words, confidence, mode, warning
 ):
     from talking_face.datamodules import speech_recognition
     from talking_face.datamodules.segments import Segment
 
     wav = write_speech(tmp_path / "voice.wav", spoken(SENTENCE))
     duration = spoken(SENTENCE).size / 16_000
-    found = speech_recognition.Recognition("a word", (Segment("AA", 0.0, duration),), confidence, 0.1)
+    found = speech_recognition.Recognition(words, (Segment("AA", 0.0, duration),), confidence, 0.1)
     monkeypatch.setattr(speech_recognition, "recognise", lambda audio, rate: found)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         speech = prepare_speech(wav)
-    assert (speech.mode, speech.speaking, speech.confidence) == (mode, speaking, confidence)
+    assert (speech.mode, speech.confidence) == (
+        mode,
+        confidence,
+    ) and speech.speaking  # speech: the mouth moves
     messages = [str(w.message) for w in caught]
     if warning is None:
         assert not messages and speech.text_source == "recognised"

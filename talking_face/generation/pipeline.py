@@ -35,7 +35,7 @@ from talking_face.datamodules import timebase
 from talking_face.generation.checks import check_output
 from talking_face.generation.face_input import FaceTrack, load_face
 from talking_face.generation.options import GenerationOptions
-from talking_face.generation.speech_input import SpeechInput, prepare_speech, voice_activity
+from talking_face.generation.speech_input import SpeechInput, prepare_speech
 
 if TYPE_CHECKING:
     from talking_face.lightning_modules.landmark_inference import MouthPredictor
@@ -61,7 +61,7 @@ class Plan:
 
     ``frame_index`` [T] the face frame under each output frame; ``transforms`` [T, 2, 3] frame -> crop;
     ``driving`` [T, 68, 2] the landmarks Face2Vid draws; ``own`` [T, 68, 2] the face's own landmarks there;
-    ``mouth`` [T, 20, 2] the retargeted mouth before resting in pauses; ``voiced`` [T] bool;
+    ``mouth`` [T, 20, 2] the retargeted mouth before resting in pauses (``speech.voiced``);
     ``reference_crop`` [S, S, 3] uint8 and ``reference_landmarks`` [68, 2] the appearance Face2Vid copies;
     ``options`` the knobs it was made with (``GenerationOptions``: the renderer, chunks, ...).
     """
@@ -74,7 +74,6 @@ class Plan:
     driving: np.ndarray
     own: np.ndarray
     mouth: np.ndarray
-    voiced: np.ndarray
     reference_crop: np.ndarray
     reference_landmarks: np.ndarray
     options: GenerationOptions
@@ -82,6 +81,11 @@ class Plan:
     @property
     def num_frames(self) -> int:
         return len(self.driving)
+
+    @property
+    def voiced(self) -> np.ndarray:
+        """Bool [T]: where someone speaks (elsewhere the mouth rests)."""
+        return self.speech.voiced
 
 
 @dataclass
@@ -198,8 +202,7 @@ class TalkingFacePipeline:
         reference = self._reference_index(own_all, track.found)
         neutral = self._neutral_mouth(own_all, track.found)
         mouth = self._predict_mouth(speech, neutral, knobs.mouth_scale)
-        voiced = voice_activity(speech.audio, speech.num_frames) & speech.speaking  # no speech: rest
-        speaking = rest_in_silence(mouth, neutral, voiced)
+        speaking = rest_in_silence(mouth, neutral, speech.voiced)
         own = own_all[index]
         driving = replace_mouth(own, speaking, neutral)
         if track.kind == "photo":
@@ -214,7 +217,6 @@ class TalkingFacePipeline:
             driving=driving,
             own=own,
             mouth=mouth,
-            voiced=voiced,
             reference_crop=reference_crop,
             reference_landmarks=own_all[reference],
             options=knobs,

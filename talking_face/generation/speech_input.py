@@ -9,12 +9,13 @@ Three modes from the user's inputs:
   low (the text does not match the speech), a warning is given and the audio alone drives the mouth;
 - audio only: the words are recognised offline (``datamodules.speech_recognition``) and their phonemes, placed
   on the recording by the aligner, drive stage 1 beside the audio. When the recognised words fit the sound
-  poorly, the audio alone drives the mouth (with a warning); when nothing speech-like is found (noise,
-  music), no phonemes are used and the mouth rests (with a warning naming the file).
+  poorly, the audio alone drives the mouth (with a warning).
+
+``voice_activity`` marks the frames where someone is speaking (Silero VAD hears speech there, and it is loud),
+so the mouth rests in pauses, in music and in noise. A recording where it finds no speech at all (noise,
+music) gets no phonemes and a resting mouth, with a warning naming the file, whatever the mode.
 
 ``SpeechInput.path`` says which of these was taken, in words, for ``generate`` to report.
-
-``voice_activity`` marks the frames where someone is speaking, so the mouth can rest in pauses.
 """
 
 from __future__ import annotations
@@ -45,11 +46,6 @@ MIN_RECOGNITION_CONFIDENCE = 0.5
 read speech scored 1.0 (11 of 11 utterances), speech under white noise at 10 dB SNR 0.41, a speech recording
 with music 0.36 (see ``datamodules/speech_recognition.py``)."""
 
-NO_SPEECH_CONFIDENCE = 0.3
-"""Below this (or no words at all) the sound is taken to hold no speech and the mouth rests: music scored
-0.17-0.32 (a saxophone 0.29, a band 0.22), white and pink noise gave no words. The margin to hard speech
-(0.36 above) is thin: measured on few samples."""
-
 SILENT_RMS = 1e-4
 """Speech whose RMS is below this (about -80 dBFS) holds nothing to lip-sync."""
 
@@ -60,21 +56,26 @@ class SpeechInput:
 
     ``audio`` float32 mono [N] at ``timebase.SAMPLE_RATE``; ``num_frames`` video frames cover it (the last
     one possibly partial); ``phoneme_ids`` int64 [num_frames] or None (audio only); ``mode`` the inputs that
-    drive stage 1; ``notes`` what the user should know (words spelled by g2p, a fallback).
+    drive stage 1; ``voiced`` bool [num_frames] where someone speaks (``voice_activity``: elsewhere the
+    mouth rests); ``notes`` what the user should know (words spelled by g2p, a fallback).
     ``text_source`` where the phonemes came from (None: no phonemes); ``recognised`` the words recognised
-    in the audio and ``confidence`` how well they (or the given text) fit it; ``speaking`` False when no
-    speech was found in the audio (noise, music): the mouth rests throughout.
+    in the audio and ``confidence`` how well they (or the given text) fit it.
     """
 
     audio: np.ndarray
     num_frames: int
     phoneme_ids: np.ndarray | None
     mode: Mode
+    voiced: np.ndarray
     notes: tuple[str, ...] = field(default=())
     text_source: TextSource | None = None
     recognised: str | None = None
     confidence: float | None = None
-    speaking: bool = True
+
+    @property
+    def speaking(self) -> bool:
+        """False when no speech was found in the audio (noise, music): the mouth rests throughout."""
+        return bool(self.voiced.any())
 
     @property
     def path(self) -> str:
@@ -148,7 +149,6 @@ def prepare_speech(
     min_alignment_score: float = MIN_ALIGNMENT_SCORE,
     recognise: bool = True,
     min_recognition_confidence: float = MIN_RECOGNITION_CONFIDENCE,
-    no_speech_confidence: float = NO_SPEECH_CONFIDENCE,
 ) -> SpeechInput:
     """Speech and timings from an audio file (any format, rate, channels), a text, or both.
 
@@ -167,13 +167,19 @@ def prepare_speech(
         timing, speech = timing_from_tts(text, find_voice(voice))
         samples = _resample(speech.audio, speech.sample_rate)
         timing = replace(timing, num_frames=timebase.num_frames_for(samples.size))  # the resampler rounds up
-        return SpeechInput(samples, timing.num_frames, timing.frame_ids(), "text", notes, "tts")
+        voiced = voice_activity(samples, timing.num_frames)
+        return SpeechInput(samples, timing.num_frames, timing.frame_ids(), "text", voiced, notes, "tts")
     samples = _load_speech(audio)
     num_frames = timebase.num_frames_for(samples.size)
+    voiced = voice_activity(samples, num_frames)
+    if not voiced.any():
+        note = f"{audio}: no speech found (noise or music?): the mouth rests"
+        warnings.warn(note, InputWarning, stacklevel=2)
+        return SpeechInput(samples, num_frames, None, "audio", voiced, (*notes, note))
     if text is None:
         if not recognise:
-            return SpeechInput(samples, num_frames, None, "audio")
-        return _recognised(audio, samples, num_frames, min_recognition_confidence, no_speech_confidence)
+            return SpeechInput(samples, num_frames, None, "audio", voiced)
+        return _recognised(audio, samples, num_frames, voiced, min_recognition_confidence)
     timing = timing_from_audio(samples, timebase.SAMPLE_RATE, text)
     if timing.score is not None and timing.score < min_alignment_score:
         note = (
@@ -181,36 +187,38 @@ def prepare_speech(
             f"{min_alignment_score}); the audio alone drives the mouth"
         )
         warnings.warn(note, InputWarning, stacklevel=2)
-        return SpeechInput(samples, num_frames, None, "audio", (*notes, note), confidence=timing.score)
+        return SpeechInput(
+            samples, num_frames, None, "audio", voiced, (*notes, note), confidence=timing.score
+        )
     ids = timing.frame_ids()
     return SpeechInput(
-        samples, num_frames, ids, "both", notes, text_source="transcript", confidence=timing.score
+        samples, num_frames, ids, "both", voiced, notes, text_source="transcript", confidence=timing.score
     )
 
 
 def _recognised(
-    path: str | Path, samples: np.ndarray, num_frames: int, min_confidence: float, no_speech: float
+    path: str | Path, samples: np.ndarray, num_frames: int, voiced: np.ndarray, min_confidence: float
 ) -> SpeechInput:
-    """Audio only: recognise the words and fuse their phonemes, use the audio alone, or rest the mouth."""
+    """Audio only: recognise the words and fuse their phonemes, or use the audio alone."""
     from talking_face.datamodules.alignment import frame_phoneme_ids
     from talking_face.datamodules.speech_recognition import recognise
 
     found = recognise(samples, timebase.SAMPLE_RATE)
-    if not found.found_words or found.confidence < no_speech:
-        heard = f" (recognised {found.text!r}, confidence {found.confidence:.2f})" if found.text else ""
-        note = f"{path}: no speech found{heard}: the mouth rests; give --text if someone speaks here"
-        warnings.warn(note, InputWarning, stacklevel=3)
-        heard, sure = found.text, found.confidence
-        return SpeechInput(samples, num_frames, None, "audio", (note,), None, heard, sure, speaking=False)
-    if found.confidence < min_confidence:
-        note = (
-            f"{path}: the recognised words {found.text!r} fit the speech poorly (confidence "
-            f"{found.confidence:.2f} < {min_confidence}); the audio alone drives the mouth (--text helps)"
+    if not found.found_words or found.confidence < min_confidence:
+        heard = (
+            f"the recognised words {found.text!r} fit the speech poorly (confidence {found.confidence:.2f} < "
+            f"{min_confidence})"
+            if found.found_words
+            else "no words were recognised"
         )
+        note = f"{path}: {heard}; the audio alone drives the mouth (--text helps)"
         warnings.warn(note, InputWarning, stacklevel=3)
-        return SpeechInput(samples, num_frames, None, "audio", (note,), None, found.text, found.confidence)
+        words = found.text or None
+        return SpeechInput(samples, num_frames, None, "audio", voiced, (note,), None, words, found.confidence)
     ids = frame_phoneme_ids(list(found.phonemes), num_frames)
-    return SpeechInput(samples, num_frames, ids, "both", (), "recognised", found.text, found.confidence)
+    return SpeechInput(
+        samples, num_frames, ids, "both", voiced, (), "recognised", found.text, found.confidence
+    )
 
 
 def _resample(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -223,21 +231,41 @@ def _resample(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def voice_activity(
-    audio: np.ndarray, num_frames: int, floor_db: float = -35.0, min_pause: float = 0.2
+    audio: np.ndarray,
+    num_frames: int,
+    floor_db: float = -35.0,
+    min_pause: float = 0.2,
+    min_speech: float = 0.2,
+    reach: float = 0.12,
 ) -> np.ndarray:
     """Bool [num_frames]: True where the frame holds speech.
 
-    A frame is voiced when its energy is within ``-floor_db`` dB of the loud part of the utterance (its 95th
-    percentile, so one click does not set the scale); pauses shorter than ``min_pause`` seconds (gaps
-    between words, stop closures) count as speech, so the mouth does not snap shut mid-sentence.
+    Speech is where Silero VAD hears it (``datamodules.speech_detection``), in runs of at least ``min_speech``
+    seconds (shorter ones are music or noise it mistook), widened by ``reach`` seconds each side since its
+    probability lags onsets by a frame or three. There, a frame is voiced when its energy is within
+    ``-floor_db`` dB of the loud part of the utterance (its 95th percentile, so one click does not set the
+    scale). Pauses shorter than ``min_pause`` seconds (gaps between words, stop closures) count as speech, so
+    the mouth does not snap shut mid-sentence.
     """
+    from scipy.ndimage import maximum_filter1d
+
+    from talking_face.datamodules.speech_detection import SPEECH_THRESHOLD, speech_probability
+
+    heard = speech_probability(audio, num_frames) >= SPEECH_THRESHOLD
+    for start, stop in _runs(heard):
+        if stop - start < round(min_speech * timebase.FPS):
+            heard[start:stop] = False
+    heard = maximum_filter1d(heard.astype(np.uint8), 2 * round(reach * timebase.FPS) + 1) > 0
     level_db = 20 * np.log10(speech_envelope(audio, num_frames) + 1e-6)
     loud = np.percentile(level_db, 95)
-    voiced = (level_db > loud + floor_db) & (level_db > 10 * np.log10(SILENT_RMS**2))
-    shortest = round(min_pause * timebase.FPS)
-    edges = np.flatnonzero(np.diff(np.concatenate([[1], voiced.astype(np.int8), [1]])))
-    for start, stop in zip(edges[::2], edges[1::2], strict=True):  # runs of unvoiced frames
-        inside = start > 0 and stop < num_frames
-        if inside and stop - start < shortest:
+    voiced = heard & (level_db > loud + floor_db) & (level_db > 10 * np.log10(SILENT_RMS**2))
+    for start, stop in _runs(~voiced):
+        if start > 0 and stop < num_frames and stop - start < round(min_pause * timebase.FPS):
             voiced[start:stop] = True
     return voiced
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in bool ``mask`` [T], stop exclusive."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
