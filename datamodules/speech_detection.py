@@ -3,8 +3,8 @@
 Loudness cannot tell speech from music or noise, and a word recogniser finds words in a saxophone with a
 confidence that overlaps casual speech's. Silero VAD, a small network trained to tell speech from noise and
 music, can: its wheel ships the weights (nothing is downloaded), and it runs at a small fraction of real time
-on one CPU thread. Figures on real speech, TTS voices, noise and music: ``benchmarks/README.md``
-(``articulation.py``).
+on one CPU thread. Figures on real speech, noise and music: ``benchmarks/README.md``
+(``speech_detection.py``).
 """
 
 from __future__ import annotations

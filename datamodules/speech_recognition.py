@@ -9,7 +9,8 @@ On real read speech the word error is under a fifth and the phone error about a 
 ``benchmarks/README.md``, articulation).
 That is close enough for lips: a wrong word mostly has the right vowels and closures. The recognised words
 explain read speech well; on music (a saxophone, a band) the recogniser still finds words, and how well
-they fit overlaps casual speech (``benchmarks/README.md``); white and pink noise give no words at all.
+they fit overlaps casual speech (``benchmarks/README.md``), so whether anyone speaks at all is
+``datamodules.speech_detection``'s call, not the recogniser's.
 
 ``Recognition.confidence`` is the forced aligner's goodness-of-pronunciation score of the recognised words
 (see ``forced_aligner``): 0 when nothing was recognised. The caller decides what to trust
