@@ -125,6 +125,30 @@ def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
     assert new.sum() > 0.9 * inside.sum()
 
 
+def test_lips_that_close_over_a_smile_hide_its_teeth():
+    """Between the 68 points a spline lets the source's inside through a closing mouth in a wave; the lips'
+    triangles map each driving lip onto the source's lip, so lips that meet show no tooth."""
+    import cv2
+
+    size = 128
+    smiling = _open_mouth(_face(size), 8.0)  # the source shows its inside: 8 px of teeth
+    image = np.random.default_rng(2).integers(40, 160, (size, size, 3), dtype=np.uint8)
+    teeth = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(teeth, [np.round(smiling[60:68] * 16).astype(np.int32)], 1, shift=4)
+    image[cv2.erode(teeth, np.ones((3, 3), np.uint8)) > 0] = 255  # white teeth inside the inner lip line
+    closed = smiling.copy()
+    closed[[65, 66, 67]] = closed[[63, 62, 61]]  # the lower inner lip up onto the upper one
+    closed[[55, 56, 57, 58, 59], 1] -= smiling[66, 1] - closed[66, 1]  # the lower lip follows
+    out = render_frame(image, np.eye(2, 3), warp_field(closed, smiling, size))
+    mouth = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mouth, [np.round(closed[48:60] * 16).astype(np.int32)], 1, shift=4)
+    assert mouth.sum() > 100
+    white = (out.min(-1) > 200) & (mouth > 0)  # the teeth's colour inside the closed lips
+    assert white.sum() <= 2, f"{white.sum()} tooth pixels between closed lips"
+    opened = render_frame(image, np.eye(2, 3), warp_field(smiling, smiling, size))
+    assert ((opened.min(-1) > 200) & (mouth > 0)).sum() > 50  # the test could see teeth: the source shows them
+
+
 # --- measuring flicker inside the mouth ---------------------------------------------------------------------
 
 

@@ -17,6 +17,10 @@ driving landmarks ``target`` and the source's own landmarks ``source`` (both [68
   (fitted on the stable points), so head motion, blinks, lips and jaw are one smooth backward flow. It is
   evaluated on a crop-resolution grid and sampled at every frame pixel through the crop transform (a flow
   is smooth; its detail is not needed at full size).
+- on the lips and inside the mouth, ``f`` is instead piecewise affine over the lips' triangles (``LipMap``),
+  evaluated at each frame pixel: each driving lip reads the source's lip and an inside that closes has no
+  area left, so lips that close over a smile's teeth hide them (the spline, smooth and exact only at the
+  points, let the teeth through in a wave along the seam).
 - ``g``: 1 over the face and a smooth falloff (smoothstep over an elliptic radius) to exactly 0 around it:
   the hair and collar bend a little with the head instead of showing a seam, and everything beyond is the
   source bit for bit. Only the bounding box of ``g > 0`` is computed, so a 4K frame costs the face region.
@@ -44,7 +48,7 @@ import numpy as np
 from talking_face.datamodules.faces.landmark_scheme import STABLE
 from talking_face.shapes import check_shape
 
-__all__ = ["WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
+__all__ = ["LipMap", "WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
 
 
 _INTERPOLATION = 4  # cv2.INTER_LANCZOS4
@@ -54,6 +58,18 @@ resolution (4:2:0), and Lanczos on all three channels was most of the time a fra
 
 _INNER_LIP = list(range(60, 68))
 _OUTER_LIP = list(range(48, 60))
+_LIP_TRIANGLES = np.array(
+    [
+        (48, 49, 60), (49, 61, 60), (49, 50, 61), (50, 62, 61), (50, 51, 62),  # the upper lip
+        (51, 52, 62), (52, 63, 62), (52, 53, 63), (53, 64, 63), (53, 54, 64),
+        (54, 55, 64), (55, 65, 64), (55, 56, 65), (56, 66, 65), (56, 57, 66),  # the lower lip
+        (57, 58, 66), (58, 67, 66), (58, 59, 67), (59, 60, 67), (59, 48, 60),
+        (60, 61, 67), (61, 62, 66), (61, 66, 67), (62, 63, 65), (62, 65, 66), (63, 64, 65),  # the inside
+    ]
+)  # fmt: skip
+"""The lips and the mouth's inside as triangles of the 68 points (``LipMap``), lips first: where a pinched
+driving mouth folds the inside over a lip, the lip wins."""
+
 _TOUCHING = ((61, 67), (62, 66), (63, 65), (37, 41), (38, 40), (43, 47), (44, 46))
 """Upper/lower pairs of the inner lips and the eyelids: where they meet in the driving landmarks, two points
 would sit on one spot with two different sources, so they are kept ``min_gap`` apart (a steep but finite
@@ -62,14 +78,46 @@ step: the closed lips' seam)."""
 
 @dataclass(frozen=True)
 class WarpField:
-    """A backward flow (crop pixels, falloff applied) on a grid: ``flow`` [G, G, 2] float32 holds the flow at
-    crop points ``origin + step * (i, j)`` (column i, row j); exactly 0 outside ``box`` (x0, y0, x1, y1 crop
-    pixels), which is None when nothing moves."""
+    """A backward flow (crop pixels, falloff applied) on a grid: ``flow`` [Gy, Gx, 2] float32 holds the flow
+    at crop points ``origin + step * (i, j)`` (column i, row j); exactly 0 outside ``box`` (x0, y0, x1, y1
+    crop pixels), which is None when nothing moves. ``lips`` replaces this flow on the lips and inside the
+    mouth."""
 
     flow: np.ndarray
     origin: np.ndarray
     step: float
     box: tuple[float, float, float, float] | None
+    lips: LipMap | None = None
+
+
+@dataclass(frozen=True)
+class LipMap:
+    """The lips and the mouth's inside mapped triangle by triangle (``_LIP_TRIANGLES``): ``target`` [K, 3, 2]
+    the driving corners, ``source`` [K, 3, 2] where they read in the source (crop pixels). It is evaluated at
+    each pixel, not sampled from a grid: where closed lips meet, the flow jumps across the source's open
+    mouth, and a grid's interpolation would read the teeth along that seam."""
+
+    target: np.ndarray
+    source: np.ndarray
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        low, high = self.target.reshape(-1, 2).min(0), self.target.reshape(-1, 2).max(0)
+        return float(low[0]), float(low[1]), float(high[0]), float(high[1])
+
+    def flow(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flow [N, 2] at crop ``points`` [N, 2], and bool [N]: which points lie on the lips or inside."""
+        corners = self.target
+        edges = np.stack([corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]], axis=2)  # [K, 2, 2]
+        usable = np.abs(np.linalg.det(edges)) > 1e-9  # a closed inside has no area: no point falls in it
+        inverse = np.linalg.inv(np.where(usable[:, None, None], edges, np.eye(2)))
+        weights = np.einsum("kij,pkj->pki", inverse, points[:, None] - corners[None, :, 0])  # [N, K, 2]
+        within = (weights >= -1e-9).all(-1) & (weights.sum(-1) <= 1 + 1e-9) & usable
+        taken = within.any(1)
+        first = within.argmax(1)  # lips before the inside
+        chosen = weights[np.arange(len(points)), first]
+        a, b, c = self.source[first].transpose(1, 0, 2)
+        return a + chosen[:, :1] * (b - a) + chosen[:, 1:] * (c - a) - points, taken
 
 
 def _tps_solve(centres: np.ndarray, values: np.ndarray, regularisation: float) -> np.ndarray:
@@ -111,6 +159,11 @@ def _separate(points: np.ndarray, min_gap: float) -> np.ndarray:
     return points
 
 
+def _lip_gap(points: np.ndarray) -> float:
+    """Mean distance between the inner lips' upper/lower pairs of ``points`` [68, 2] (crop pixels)."""
+    return float(np.mean([np.linalg.norm(points[lower] - points[upper]) for upper, lower in _TOUCHING[:3]]))
+
+
 def _ellipse(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre [2] and half-axes [2] of the landmarks' bounding box (crop pixels)."""
     low, high = points.min(0), points.max(0)
@@ -147,7 +200,7 @@ def warp_field(
         return WarpField(np.zeros((2, 2, 2), np.float32), np.zeros(2), 1.0, None)
     from talking_face.datamodules.faces.alignment import similarity_fit, transform_points
 
-    target = _separate(target, size / 128)
+    target_points, target = target, _separate(target, size / 128)
     head = similarity_fit(target[list(STABLE)], source[list(STABLE)])  # target crop px -> source crop px
     centre, axes = _ellipse(target)
     angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
@@ -168,7 +221,20 @@ def warp_field(
     fade = fade * fade * (3 - 2 * fade)  # smoothstep: no kink where the falloff starts or ends
     flow = (flow * fade[:, None]).reshape(grid, grid, 2).astype(np.float32)
     box = (float(low[0]), float(low[1]), float(low[0] + step * (grid - 1)), float(low[1] + step * (grid - 1)))
-    return WarpField(flow, low, step, box)
+    return WarpField(flow, low, step, box, _lip_map(target_points, source, size))
+
+
+def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
+    """The lips' triangles from ``target`` to ``source`` [68, 2]. As the driving mouth closes more than the
+    source's, the source's inner lip line is read up to a pixel (of a 128-px crop) into the lip, so lips that
+    meet read lip, not its edge blended with the teeth behind it."""
+    source = np.array(source, np.float64, copy=True)
+    closing = np.clip(1 - _lip_gap(target) / max(_lip_gap(source), 1e-6), 0.0, 1.0)
+    inner, outer = [60, 61, 62, 63, 64, 65, 66, 67], [48, 50, 51, 52, 54, 56, 57, 58]  # each to its lip
+    thickness = np.linalg.norm(source[outer] - source[inner], axis=1, keepdims=True)
+    into_lip = (source[outer] - source[inner]) / np.maximum(thickness, 1e-6)
+    source[inner] += into_lip * np.minimum(closing * size / 128, thickness / 4)
+    return LipMap(target[_LIP_TRIANGLES], source[_LIP_TRIANGLES])
 
 
 def mouth_interior(target: np.ndarray, size: int, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -199,16 +265,12 @@ def newly_visible(inside: np.ndarray, source: np.ndarray, field: WarpField) -> n
 
     size = inside.shape[0]
     source = np.asarray(source, np.float64)
-    gap = float(np.mean([np.linalg.norm(source[lower] - source[upper]) for upper, lower in _TOUCHING[:3]]))
-    shown = np.clip((gap - size / 128) / (2 * size / 128), 0.0, 1.0)  # a closed mouth's seam shows nothing
+    shown = np.clip((_lip_gap(source) - size / 128) / (2 * size / 128), 0.0, 1.0)  # a closed seam: nothing
     own, _ = mouth_interior(source, size)
     own = shown * np.minimum(2 * own, 1)  # its soft edge counts as shown: no half-network rim at its teeth
     if field.box is None or not own.any():
         return (inside * (1 - own)).astype(np.float32)
-    points = np.arange(size, dtype=np.float64)
-    grid = ((points - field.origin[0]) / field.step)[None, :].repeat(size, 0).astype(np.float32)
-    rows = ((points - field.origin[1]) / field.step)[:, None].repeat(size, 1).astype(np.float32)
-    flow = cv2.remap(field.flow, grid, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    flow = _flow_at(field, np.eye(2, 3), (0, 0), (size, size))
     points = np.arange(size, dtype=np.float32)
     seen = cv2.remap(
         own, points[None, :] + flow[..., 0], points[:, None] + flow[..., 1], cv2.INTER_LINEAR, borderValue=0
@@ -263,17 +325,13 @@ def render_frame(
     if region is None:
         return out
     x0, y0, x1, y1 = region
-    # the field on every frame pixel of the box: box pixel -> crop point -> grid point is one affine map
-    to_grid = np.concatenate([transform[:, :2], transform[:, 2:] - field.origin[:, None]], 1) / field.step
-    to_grid[:, 2] += to_grid[:, :2] @ np.array([x0, y0], np.float64)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    flow = cv2.warpAffine(field.flow, to_grid, (x1 - x0, y1 - y0), flags=flags, borderValue=0)
+    flow = _flow_at(field, transform, (x0, y0), (y1 - y0, x1 - x0))
     moving = (flow[..., 0] != 0) | (flow[..., 1] != 0)
     # the crop flow back in frame pixels: q = A^-1 (c + f) = p + A_lin^-1 f
     (l00, l01), (l10, l11) = inverse[:, :2].tolist()
     xs = np.arange(x0, x1, dtype=np.float32)[None, :]
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-    reach = int(np.ceil(np.abs(field.flow).max() * max(abs(l00) + abs(l01), abs(l10) + abs(l11)))) + 5
+    reach = int(np.ceil(np.abs(flow).max() * max(abs(l00) + abs(l01), abs(l10) + abs(l11)))) + 5
     sx0, sy0 = max(x0 - reach, 0), max(y0 - reach, 0)
     sx1, sy1 = min(x1 + reach, image.shape[1]), min(y1 + reach, image.shape[0])
     qx = (xs - sx0) + l00 * flow[..., 0] + l01 * flow[..., 1]
@@ -286,6 +344,35 @@ def render_frame(
             raise ValueError("network pixels need the inside and lips masks of mouth_interior")
         _blend_made(box, (x0, y0), transform, inverse, made, inside, lips)
     return out
+
+
+def _flow_at(
+    field: WarpField, transform: np.ndarray, corner: tuple[int, int], shape: tuple[int, int]
+) -> np.ndarray:
+    """Float32 [h, w, 2]: ``field``'s flow (crop pixels) at the pixels of an image box of ``shape`` (h, w)
+    whose top-left pixel is ``corner`` (x, y), the image mapped to the crop by ``transform`` [2, 3]; on the
+    lips, the ``LipMap``'s exact flow."""
+    import cv2
+
+    # box pixel -> crop point -> grid point is one affine map
+    to_grid = np.concatenate([transform[:, :2], transform[:, 2:] - field.origin[:, None]], 1) / field.step
+    to_grid[:, 2] += to_grid[:, :2] @ np.array(corner, np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    flow = cv2.warpAffine(field.flow, to_grid, shape[::-1], flags=flags, borderValue=0)
+    if field.lips is None:
+        return flow
+    end = (corner[1] + shape[0], corner[0] + shape[1])
+    lips = _frame_box(field.lips.box, cv2.invertAffineTransform(transform), end)
+    if lips is None:
+        return flow
+    x0, y0, x1, y1 = max(lips[0], corner[0]), max(lips[1], corner[1]), lips[2], lips[3]
+    if x1 <= x0 or y1 <= y0:
+        return flow
+    pixels = np.mgrid[y0:y1, x0:x1][::-1].reshape(2, -1).T.astype(np.float64)  # (x, y) image pixels
+    fine, taken = field.lips.flow(pixels @ transform[:, :2].T + transform[:, 2])
+    view = flow[y0 - corner[1] : y1 - corner[1], x0 - corner[0] : x1 - corner[0]]
+    np.copyto(view, fine.reshape(*view.shape).astype(np.float32), where=taken.reshape(*view.shape[:2], 1))
+    return flow
 
 
 def _resample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
