@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"talking-face: error: unknown tool {name!r}\n\n{overview()}", file=sys.stderr)
         sys.exit(2)
     if TOOLS[name].target == LIGHTNING:
-        with _user_facing("talking-face", debug):
+        with _user_facing("talking-face", debug), warnings.catch_warnings():
+            # the args passed are this command line itself (shipped configs resolved), not a second one
+            warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
             cli_main([name, *args])
         return
     with _user_facing(f"talking-face {name}", debug), warnings.catch_warnings():
