@@ -80,8 +80,8 @@ step: the closed lips' seam)."""
 class WarpField:
     """A backward flow (crop pixels, falloff applied) on a grid: ``flow`` [Gy, Gx, 2] float32 holds the flow
     at crop points ``origin + step * (i, j)`` (column i, row j); exactly 0 outside ``box`` (x0, y0, x1, y1
-    crop pixels), which is None when nothing moves. ``lips`` replaces this flow on the lips and inside the
-    mouth."""
+    crop pixels), which is None when nothing moves. ``lips`` replaces this flow on the lips and inside
+    the mouth."""
 
     flow: np.ndarray
     origin: np.ndarray
@@ -93,9 +93,10 @@ class WarpField:
 @dataclass(frozen=True)
 class LipMap:
     """The lips and the mouth's inside mapped triangle by triangle (``_LIP_TRIANGLES``): ``target`` [K, 3, 2]
-    the driving corners, ``source`` [K, 3, 2] where they read in the source (crop pixels). It is evaluated at
-    each pixel, not sampled from a grid: where closed lips meet, the flow jumps across the source's open
-    mouth, and a grid's interpolation would read the teeth along that seam."""
+    the driving corners, ``source`` [K, 3, 2] where they read in the source (crop pixels). Each driving lip
+    reads the source's lip however far the mouth closes, and an inside that closes has no area left. It is
+    evaluated at each pixel, not sampled from a grid: where closed lips meet, the flow jumps across the
+    source's open mouth, and a grid's interpolation would read the teeth along that seam."""
 
     target: np.ndarray
     source: np.ndarray
@@ -105,19 +106,27 @@ class LipMap:
         low, high = self.target.reshape(-1, 2).min(0), self.target.reshape(-1, 2).max(0)
         return float(low[0]), float(low[1]), float(high[0]), float(high[1])
 
-    def flow(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flow [N, 2] at crop ``points`` [N, 2], and bool [N]: which points lie on the lips or inside."""
-        corners = self.target
-        edges = np.stack([corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]], axis=2)  # [K, 2, 2]
-        usable = np.abs(np.linalg.det(edges)) > 1e-9  # a closed inside has no area: no point falls in it
-        inverse = np.linalg.inv(np.where(usable[:, None, None], edges, np.eye(2)))
-        weights = np.einsum("kij,pkj->pki", inverse, points[:, None] - corners[None, :, 0])  # [N, K, 2]
-        within = (weights >= -1e-9).all(-1) & (weights.sum(-1) <= 1 + 1e-9) & usable
-        taken = within.any(1)
-        first = within.argmax(1)  # lips before the inside
-        chosen = weights[np.arange(len(points)), first]
-        a, b, c = self.source[first].transpose(1, 0, 2)
-        return a + chosen[:, :1] * (b - a) + chosen[:, 1:] * (c - a) - points, taken
+    def flow(self, to_crop: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Flow [h, w, 2] (crop pixels) and bool [h, w] (on the lips or inside) at the pixels of a box of
+        ``shape`` (h, w) whose pixel (x, y) lies at crop point ``to_crop`` [2, 3] @ (x, y, 1)."""
+        import cv2
+
+        edges = np.stack([self.target[:, 1] - self.target[:, 0], self.target[:, 2] - self.target[:, 0]], 2)
+        usable = np.abs(np.linalg.det(edges)) > 1e-9  # a closed inside covers no pixel
+        inverse = np.linalg.inv(np.where(usable[:, None, None], edges, np.eye(2)))  # crop offset -> weights
+        from_crop = cv2.invertAffineTransform(to_crop)
+        corners = self.target @ from_crop[:, :2].T + from_crop[:, 2]  # box pixels
+        index = np.zeros(shape, np.uint8)  # 1 + the triangle covering each pixel
+        for k in np.flatnonzero(usable)[::-1]:  # the last drawn wins a shared pixel: the lips
+            cv2.fillPoly(index, [np.round(corners[k] * 16).astype(np.int32)], int(k) + 1, shift=4)
+        rows, columns = np.nonzero(index)
+        k = index[rows, columns].astype(np.intp) - 1
+        points = np.stack([columns, rows], 1) @ to_crop[:, :2].T + to_crop[:, 2]
+        weights = np.einsum("nij,nj->ni", inverse[k], points - self.target[k, 0])
+        a, b, c = self.source[k, 0], self.source[k, 1], self.source[k, 2]
+        flow = np.zeros((*shape, 2), np.float32)
+        flow[rows, columns] = a + weights[:, :1] * (b - a) + weights[:, 1:] * (c - a) - points
+        return flow, index > 0
 
 
 def _tps_solve(centres: np.ndarray, values: np.ndarray, regularisation: float) -> np.ndarray:
@@ -225,11 +234,13 @@ def warp_field(
 
 
 def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
-    """The lips' triangles from ``target`` to ``source`` [68, 2]. As the driving mouth closes more than the
-    source's, the source's inner lip line is read up to a pixel (of a 128-px crop) into the lip, so lips that
-    meet read lip, not its edge blended with the teeth behind it."""
+    """The lips' triangles from ``target`` to ``source`` [68, 2]. As the driving mouth closes from half the
+    source's gap to shut, the source's inner lip line is read up to a pixel (of a 128-px crop) into the lip,
+    so lips that meet read lip, not its edge blended with the teeth behind it; an open mouth reads the line
+    itself (a moving offset would slide the lips' texture)."""
     source = np.array(source, np.float64, copy=True)
-    closing = np.clip(1 - _lip_gap(target) / max(_lip_gap(source), 1e-6), 0.0, 1.0)
+    closing = np.clip(2 * (1 - _lip_gap(target) / max(_lip_gap(source), 1e-6)) - 1, 0.0, 1.0)
+    closing = closing * closing * (3 - 2 * closing)  # from half the source's gap to closed, smoothly
     inner, outer = [60, 61, 62, 63, 64, 65, 66, 67], [48, 50, 51, 52, 54, 56, 57, 58]  # each to its lip
     thickness = np.linalg.norm(source[outer] - source[inner], axis=1, keepdims=True)
     into_lip = (source[outer] - source[inner]) / np.maximum(thickness, 1e-6)
@@ -368,10 +379,11 @@ def _flow_at(
     x0, y0, x1, y1 = max(lips[0], corner[0]), max(lips[1], corner[1]), lips[2], lips[3]
     if x1 <= x0 or y1 <= y0:
         return flow
-    pixels = np.mgrid[y0:y1, x0:x1][::-1].reshape(2, -1).T.astype(np.float64)  # (x, y) image pixels
-    fine, taken = field.lips.flow(pixels @ transform[:, :2].T + transform[:, 2])
+    to_crop = transform.copy()
+    to_crop[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)  # sub-box pixel (0, 0) = (x0, y0)
+    fine, on_lips = field.lips.flow(to_crop, (y1 - y0, x1 - x0))
     view = flow[y0 - corner[1] : y1 - corner[1], x0 - corner[0] : x1 - corner[0]]
-    np.copyto(view, fine.reshape(*view.shape).astype(np.float32), where=taken.reshape(*view.shape[:2], 1))
+    np.copyto(view, fine, where=on_lips[..., None])
     return flow
 
 
