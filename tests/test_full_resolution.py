@@ -107,6 +107,20 @@ def test_pixels_outside_the_moving_region_are_the_source_bit_for_bit():
     assert changed[region].mean() < 0.6  # and not the whole region: where the flow is 0 the source stays
 
 
+def test_a_frame_written_into_a_buffer_is_the_frame_returned():
+    source = _face()
+    image = _textured(150, 170, seed=2)
+    transform = np.array([[0.8, 0.1, -30.0], [-0.1, 0.8, -10.0]])
+    target = _open_mouth(source, 5.0)
+    field = warp_field(target, source, SIZE)
+    made = np.full((SIZE, SIZE, 3), 30, np.uint8)
+    inside, lips = mouth_interior(target, SIZE)
+    buffer = np.full_like(image, 7)  # stale content: every pixel must be overwritten
+    out = render_frame(image, transform, field, made, inside, lips, out=buffer)
+    assert out is buffer
+    np.testing.assert_array_equal(buffer, render_frame(image, transform, field, made, inside, lips))
+
+
 def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
     """A smile's teeth in the source stay the source's (stretched with the lips as the mouth opens wider);
     a closed source mouth has nothing inside to show, so the network fills the opening."""

@@ -276,21 +276,24 @@ class TalkingFacePipeline:
                 .clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
                 for name in ("frame", "hallucinated")
             )  # fmt: skip
-            frames = []
-            for t, crop, new in zip(range(start, stop), crops, drawn, strict=True):
+            frames = np.empty((stop - start, *plan.face.frames[0].shape), np.uint8)
+            for t, crop, new, out in zip(range(start, stop), crops, drawn, frames, strict=True):
                 source = np.asarray(plan.face.frames[plan.frame_index[t]])
-                if not plan.face.found[plan.frame_index[t]]:
-                    frames.append(np.array(source))  # no face here: the frame passes through
-                    continue
-                frames.append(self._compose(plan, t, source, crop, new))
+                if plan.face.found[plan.frame_index[t]]:
+                    self._compose(plan, t, source, crop, new, out)
+                else:
+                    out[:] = source  # no face here: the frame passes through
             bar.update(stop - start)
-            yield RenderedChunk(start, crops, np.stack(frames))
+            yield RenderedChunk(start, crops, frames)
         bar.close()
 
     @staticmethod
-    def _compose(plan: Plan, t: int, source: np.ndarray, crop: np.ndarray, drawn: np.ndarray) -> np.ndarray:
-        """Output frame ``t`` from its source frame and Face2Vid's frame ``crop`` or, at full resolution, its
-        hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as ``renderer`` says.
+    def _compose(
+        plan: Plan, t: int, source: np.ndarray, crop: np.ndarray, drawn: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Output frame ``t``, written into ``out``, from its source frame and Face2Vid's frame ``crop`` or,
+        at full resolution, its hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as
+        ``renderer`` says.
 
         Why H and not the frame inside the lips: the shipped checkpoint's reference mask is about 1 there too
         (0.9997 on Grace Hopper's open mouth), so its frame fills the mouth with the reference's lips
@@ -299,7 +302,8 @@ class TalkingFacePipeline:
             from talking_face.generation.paste_back import face_mask, paste_face
 
             mask = face_mask([plan.driving[t], plan.own[t]], plan.size)
-            return paste_face(source, crop, plan.transforms[t], mask)
+            out[:] = paste_face(source, crop, plan.transforms[t], mask)
+            return
         from talking_face.generation.full_resolution import (
             mouth_interior,
             newly_visible,
@@ -310,7 +314,7 @@ class TalkingFacePipeline:
         field = warp_field(plan.driving[t], plan.own[t], plan.size)
         inside, lips = mouth_interior(plan.driving[t], plan.size)
         inside = newly_visible(inside, plan.own[t], field)
-        return render_frame(source, plan.transforms[t], field, drawn, inside, lips)
+        render_frame(source, plan.transforms[t], field, drawn, inside, lips, out)
 
     # --- the whole job --------------------------------------------------------------------------------
 
