@@ -209,8 +209,8 @@ def write_video(
             encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=log)
             try:
                 with contextlib.suppress(BrokenPipeError):  # ffmpeg gave up: its log says why, below
-                    for frame in itertools.chain([first], frames):
-                        encoder.stdin.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+                    for frame in itertools.chain([first], frames):  # the frame's own memory, not a copy
+                        encoder.stdin.write(np.ascontiguousarray(frame, np.uint8).data)
                     encoder.stdin.close()
                 if encoder.wait() != 0:
                     log.seek(0)
