@@ -148,11 +148,12 @@ def load_face(
     if max_side is not None:
         frames = (_shrink(frame, max_side) for frame in frames)
     frames = _store_frames(frames, max_frames, Path(store.name))
-    first = next((i for i in range(min(len(frames), 50)) if detector.detect(frames[i])), None)
-    if first is None:
+    detections = (detector.detect(frames[i]) for i in range(min(len(frames), 50)))
+    faces = next((found for found in detections if found), None)
+    if faces is None:
         store.cleanup()
         raise FaceError(f"{path}: no face found in the first frames of the clip")
-    face = _choose(detector.detect(frames[first]), path, face_index)
+    face = _choose(faces, path, face_index)
     landmarks, found = track_landmarks(iter(frames), detector, progress=progress, prefer=face.landmarks)
     landmarks = smooth_landmarks(landmarks, found, smoothing)
     return FaceTrack(path, "video", frames, landmarks, found, store)
