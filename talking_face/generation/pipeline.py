@@ -360,9 +360,11 @@ class TalkingFacePipeline:
         frames = (frame for chunk in self.render(plan, progress) for frame in chunk.frames)
         try:  # the user's own audio goes in as it came; the TTS's at the pipeline's rate
             speech = plan.speech.audio
+            knobs = plan.options
             return write_video(
-                out, _even_sized(frames), timebase.FPS, speech, audio_file=audio, crf=plan.options.crf
-            )
+                out, _even_sized(frames), timebase.FPS, speech, audio_file=audio, crf=knobs.crf,
+                preset=knobs.preset,
+            )  # fmt: skip
         finally:
             plan.face.close()
 
