@@ -268,6 +268,21 @@ def test_paste_renderer_is_still_there_for_comparison(pipeline, speech):
         pipeline.prepare(photo_file(), speech, renderer="upsample")
 
 
+def test_chunks_are_the_same_whatever_their_size_and_leaving_early_stops_face2vids_thread(pipeline, speech):
+    """Face2Vid runs ahead in a thread and carries its previous frames across chunk borders: chunks of 7
+    frames give the frames of one chunk; a render left after its first chunk leaves no thread behind."""
+    import threading
+
+    whole = np.concatenate([c.frames for c in pipeline.render(pipeline.prepare(photo_file(), speech))])
+    chunks = pipeline.render(pipeline.prepare(photo_file(), speech, chunk_frames=7))
+    first = next(chunks)
+    np.testing.assert_array_equal(first.frames, whole[:7])
+    chunks.close()
+    assert not any(thread.name == "talking-face-ahead" for thread in threading.enumerate())
+    rest = pipeline.render(pipeline.prepare(photo_file(), speech, chunk_frames=7))
+    np.testing.assert_array_equal(np.concatenate([c.frames for c in rest]), whole)
+
+
 # --- the rollout without Lightning --------------------------------------------------------------------------
 
 

@@ -258,26 +258,27 @@ class TalkingFacePipeline:
         ``full`` warps the source at its own resolution and takes only the mouth's inside from Face2Vid
         (``full_resolution``); ``paste`` pastes Face2Vid's whole crop back (``paste_back``). Face2Vid makes
         the next frames in a background thread while these are composed (``ahead``)."""
+        from contextlib import closing
+
         from tqdm.auto import tqdm
 
         from talking_face.generation.ahead import ahead
 
-        made = ahead(self._made(plan), depth=plan.options.chunk_frames)
         bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
-        for start in range(0, plan.num_frames, plan.options.chunk_frames):
-            stop = min(start + plan.options.chunk_frames, plan.num_frames)
-            crops = np.empty((stop - start, plan.size, plan.size, 3), np.uint8)
-            frames = np.empty((stop - start, *plan.face.frames[0].shape), np.uint8)
-            for t, crop, out in zip(range(start, stop), crops, frames, strict=True):
-                crop[:], drawn = next(made)
-                source = np.asarray(plan.face.frames[plan.frame_index[t]])
-                if plan.face.found[plan.frame_index[t]]:
-                    self._compose(plan, t, source, crop, drawn, out)
-                else:
-                    out[:] = source  # no face here: the frame passes through
-                bar.update()
-            yield RenderedChunk(start, crops, frames)
-        bar.close()
+        with closing(ahead(self._made(plan), depth=plan.options.chunk_frames)) as made, bar:
+            for start in range(0, plan.num_frames, plan.options.chunk_frames):
+                stop = min(start + plan.options.chunk_frames, plan.num_frames)
+                crops = np.empty((stop - start, plan.size, plan.size, 3), np.uint8)
+                frames = np.empty((stop - start, *plan.face.frames[0].shape), np.uint8)
+                for t, crop, out in zip(range(start, stop), crops, frames, strict=True):
+                    crop[:], drawn = next(made)
+                    source = np.asarray(plan.face.frames[plan.frame_index[t]])
+                    if plan.face.found[plan.frame_index[t]]:
+                        self._compose(plan, t, source, crop, drawn, out)
+                    else:
+                        out[:] = source  # no face here: the frame passes through
+                    bar.update()
+                yield RenderedChunk(start, crops, frames)
 
     @torch.no_grad()
     def _made(self, plan: Plan) -> Iterator[tuple[np.ndarray, np.ndarray]]:
