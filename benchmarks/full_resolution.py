@@ -34,8 +34,10 @@ Per case and renderer (frames are measured after H.264 encoding and decoding, as
 - ``seam``: mean squared gradient (Sobel) of the output on a 5-px band along the outline of the pixels that
   changed, over the source's at the same pixels (every 10th frame, before encoding);
 - ``faces``: share of decoded output frames where dlib finds a face, against the source frames;
-- ``fps``: frames / seconds end to end (decode, detection and tracking, speech alignment, stage 1, render,
-  H.264 encoding; the benchmark's own measuring excluded), one thread; ``render fps`` the render alone;
+- ``fps``: frames / seconds end to end of a plain ``pipeline.write`` (decode, detection and tracking, speech
+  alignment, stage 1, render, H.264 encoding), run first in the case's fresh process with nothing measured
+  during it (Face2Vid runs ahead in a thread, so measuring between frames would hide its time), one thread;
+  ``render fps`` frames / the time that write spent inside ``render`` (what the encoder waited for);
   ``peak MB``: max RSS; ``file MB``: the video's size (H.264 at the writer's default quality, with AAC).
 
 Writes ``<out>/full_resolution.md`` (the table), ``<out>/contact_sheet.png`` and the videos.
@@ -237,11 +239,14 @@ def mouth_flicker(
 def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dict:
     """One case with one renderer, in its own process: timings, metrics, the video and a few frames.
 
-    Frames stream from the renderer into the encoder (as ``pipeline.write`` does), so the peak memory is the
-    product's; the metrics then stream the decoded video and the re-encoded source side by side."""
+    The product's ``pipeline.write`` runs first, timed alone; then the case is rendered again (the same
+    frames) and measured frame by frame; the metrics then stream the decoded video and the re-encoded source
+    side by side."""
     import torch
 
     torch.set_num_threads(1)
+    from generate_speed import Stopwatch
+
     from talking_face.datamodules import timebase
     from talking_face.datamodules.media import iter_video_frames, write_video
     from talking_face.datamodules.phonemes import VOCAB
@@ -251,7 +256,13 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     pipeline = TalkingFacePipeline.from_checkpoints()
     audio = root / f"{UTTERANCE}.wav"
     text = (root / f"{UTTERANCE}.txt").read_text().strip()
+    slug = name.lower().replace(" ", "_")
+    watch = Stopwatch()
+    watch.wrap(TalkingFacePipeline, "render", "render", generator=True)
     start = time.perf_counter()
+    video = pipeline.write(out / f"{slug}_{renderer}.mp4", face, audio, text, renderer=renderer)
+    total = time.perf_counter() - start
+    watch.close()
     plan = pipeline.prepare(face, audio, text, renderer=renderer)
     n = plan.num_frames
     driving = np.array([_gap(points) for points in plan.driving])
@@ -262,49 +273,34 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     ]
     raw: dict[str, list] = {"detail": [], "seam": [], "flicker": [], "steady": []}
     sheet: dict = {}
-    timing = {"render": 0.0, "measure": 0.0}
     mouths = [_to_frame(plan.driving[t, 48:68], plan.transforms[t]) for t in range(n)]
-
-    def rendered():
-        clock = time.perf_counter()
-        previous = None  # (output, the warp alone) of the frame before
-        for chunk in pipeline.render(plan):
-            timing["render"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            for offset, frame in enumerate(chunk.frames):
-                t = chunk.start + offset
-                source = np.asarray(plan.face.frames[plan.frame_index[t]])
-                raw["detail"].append(_laplacian(frame, box[t]) / _laplacian(source, box[t]))
-                if t % 10 == 0 and (seam := _seam(frame, source)) is not None:
-                    raw["seam"].append(seam)
-                field = warp_field(plan.driving[t], plan.own[t], plan.size)
-                steady = render_frame(source, plan.transforms[t], field)
-                if previous is not None:
-                    flicker = mouth_flicker(previous[0], frame, mouths[t - 1], mouths[t])
-                    if flicker is not None:
-                        raw["flicker"].append(flicker)
-                        raw["steady"].append(mouth_flicker(previous[1], steady, mouths[t - 1], mouths[t]))
-                previous = frame, steady
-                if t == sheet_at:
-                    sheet.update(
-                        source=source, frame=frame, mouth=plan.face.landmarks[plan.frame_index[t], 48:68]
-                    )
-                timing["measure"] += time.perf_counter() - clock
-                yield frame
-                clock = time.perf_counter()
-
-    slug = name.lower().replace(" ", "_")
-    video = write_video(
-        out / f"{slug}_{renderer}.mp4", _even_sized(rendered()), timebase.FPS, plan.speech.audio
-    )
-    total = time.perf_counter() - start - timing["measure"]
+    previous = None  # (output, the warp alone) of the frame before
+    for chunk in pipeline.render(plan):
+        for offset, frame in enumerate(chunk.frames):
+            t = chunk.start + offset
+            source = np.asarray(plan.face.frames[plan.frame_index[t]])
+            raw["detail"].append(_laplacian(frame, box[t]) / _laplacian(source, box[t]))
+            if t % 10 == 0 and (seam := _seam(frame, source)) is not None:
+                raw["seam"].append(seam)
+            field = warp_field(plan.driving[t], plan.own[t], plan.size)
+            steady = render_frame(source, plan.transforms[t], field)
+            if previous is not None:
+                flicker = mouth_flicker(previous[0], frame, mouths[t - 1], mouths[t])
+                if flicker is not None:
+                    raw["flicker"].append(flicker)
+                    raw["steady"].append(mouth_flicker(previous[1], steady, mouths[t - 1], mouths[t]))
+            previous = frame, steady
+            if t == sheet_at:
+                sheet.update(
+                    source=source, frame=frame, mouth=plan.face.landmarks[plan.frame_index[t], 48:68]
+                )
     row = {
         "case": name,
         "renderer": renderer,
         "size": f"{sheet['frame'].shape[1]}x{sheet['frame'].shape[0]}",
         "frames": n,
         "fps": n / total,
-        "render_fps": n / timing["render"],
+        "render_fps": n / watch.seconds["render"],
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "file_mb": video.stat().st_size / 2**20,
         "detail_raw": float(np.median(raw["detail"])),

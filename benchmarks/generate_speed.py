@@ -17,8 +17,10 @@ detection and encoding**, frames/s and the real-time factor (wall clock / speech
 faster than real time), peak memory (the process's max RSS, ``resource.getrusage``; peak CUDA memory on a
 GPU), and the time of each part, measured by wrapping the functions the pipeline calls (nothing is re-run
 by hand): speech decode / TTS + alignment, face decode / detection + tracking, stage 1, the rest of the plan
-(voice activity, retargeting, motion, crop transforms), Face2Vid, compose (the full-resolution warp, or
-paste-back), the rest of rendering, H.264 + AAC encoding (the writer's time minus the frames it waited for).
+(voice activity, retargeting, motion, crop transforms), Face2Vid (what rendering waits for it: it runs
+ahead in its own thread while frames are composed, ``generation/ahead.py``), compose (the full-resolution
+warp, or paste-back), the rest of rendering, H.264 + AAC encoding (the writer's time minus the frames it
+waited for).
 Each measurement runs in a fresh process after a warm-up on the same face and 1 s of the speech or its first
 sentence (lazy imports, the dlib model, the TTS engine), so peaks and caches do not leak
 between rows; loading the checkpoints is reported apart.
@@ -106,11 +108,11 @@ class Stopwatch:
 def instrument(pipeline, watch: Stopwatch) -> None:
     """Wrap every function of the pipeline's run whose time is reported (see the module docstring)."""
     import talking_face.datamodules.media as media
+    import talking_face.generation.ahead as ahead
     import talking_face.generation.face_input as face_input
     import talking_face.generation.full_resolution as full_resolution
     import talking_face.generation.paste_back as paste_back
     import talking_face.generation.pipeline as pipeline_module
-    from talking_face.lightning_modules.rollout import FrameRollout
 
     cls = pipeline_module.TalkingFacePipeline
     for owner, name, part, generator in (
@@ -121,7 +123,7 @@ def instrument(pipeline, watch: Stopwatch) -> None:
         (pipeline_module, "load_face", "face", False),
         (cls, "_predict_mouth", "stage 1", False),
         (cls, "prepare", "prepare", False),
-        (FrameRollout, "run", "Face2Vid", True),
+        (ahead, "ahead", "Face2Vid", True),
         (full_resolution, "warp_field", "compose", False),
         (full_resolution, "mouth_interior", "compose", False),
         (full_resolution, "render_frame", "compose", False),

@@ -24,13 +24,19 @@ from talking_face.datamodules.atomic import atomic_path
 from talking_face.errors import InputError, InputWarning
 
 __all__ = [
-    "DEFAULT_CRF", "MediaError", "VideoInfo", "audio_codec_of", "probe_video", "iter_video_frames",
-    "read_video", "load_audio", "write_video",
+    "DEFAULT_CRF", "DEFAULT_PRESET", "PRESETS", "MediaError", "VideoInfo", "audio_codec_of", "probe_video",
+    "iter_video_frames", "read_video", "load_audio", "write_video",
 ]  # fmt: skip
 
 DEFAULT_CRF = 18
 """x264's constant rate factor for H.264: lower is closer to the frames and larger (0 lossless, +6 about
 halves the file)."""
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+"""x264's speed presets, fastest first: at the same crf a faster one spends less CPU on each frame for a
+somewhat larger file a little further from the frames (measured in ``benchmarks/README.md``)."""
+
+DEFAULT_PRESET = "fast"
 
 
 class MediaError(InputError, RuntimeError):
@@ -163,14 +169,16 @@ def write_video(
     sample_rate: int = timebase.SAMPLE_RATE,
     audio_file: str | Path | None = None,
     crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
 ) -> Path:
     """Write RGB uint8 frames [H, W, 3] (and mono float audio, or ``audio_file``'s sound) to a video file,
     atomically.
 
     The container picks the codecs: ``.mpg`` gets MPEG-1 video + MP2 audio (GRID's format), anything
-    else H.264 + AAC (``.mp4``, playable everywhere) at ``crf``, tuned for grain: x264's default tuning
-    smooths the fine texture of a moving face (skin, hair) away, which a still image keeps (measured in
-    ``benchmarks/README.md``, full resolution). Frames are streamed to ffmpeg, never collected.
+    else H.264 + AAC (``.mp4``, playable everywhere) at ``crf`` and x264's ``preset``, tuned for grain:
+    x264's default tuning smooths the fine texture of a moving face (skin, hair) away, which a still image
+    keeps (measured in ``benchmarks/README.md``, full resolution). Frames are streamed to ffmpeg, never
+    collected.
     ``audio_file`` (instead of ``audio``) goes in as it came: its own sample rate and channels, its stream
     copied where the container takes its codec, else encoded to AAC.
     """
@@ -198,7 +206,7 @@ def write_video(
         quality = (
             ["-q:v", "3"]
             if mpeg1
-            else ["-crf", str(crf), "-preset", "fast", "-tune", "grain", "-movflags", "+faststart"]
+            else ["-crf", str(crf), "-preset", preset, "-tune", "grain", "-movflags", "+faststart"]
         )
         command = [
             _ffmpeg(), "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -209,8 +217,8 @@ def write_video(
             encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=log)
             try:
                 with contextlib.suppress(BrokenPipeError):  # ffmpeg gave up: its log says why, below
-                    for frame in itertools.chain([first], frames):
-                        encoder.stdin.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+                    for frame in itertools.chain([first], frames):  # the frame's own memory, not a copy
+                        encoder.stdin.write(np.ascontiguousarray(frame, np.uint8).data)
                     encoder.stdin.close()
                 if encoder.wait() != 0:
                     log.seek(0)

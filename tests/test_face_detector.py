@@ -150,6 +150,18 @@ def test_tracking_follows_known_motion_mostly_by_fitting(detector, photos):
     assert error.mean() < 1.5 and np.median(error[:, 17:]) < 1.5 and error.mean(axis=1).max() < 3.0
 
 
+def test_tracking_takes_the_first_frames_faces_when_given(detector, photos):
+    frames, _ = moving_sequence(video_frame(photos["grace"]), 30)
+    expected = track_landmarks(frames, detector, redetect_every=25)
+    counting = CountingDetector(detector)
+    landmarks, found = track_landmarks(
+        frames, counting, redetect_every=25, first_faces=detector.detect(frames[0])
+    )
+    assert counting.detects == 1  # frame 25 only: frame 0's faces were given
+    np.testing.assert_array_equal(landmarks, expected[0])
+    np.testing.assert_array_equal(found, expected[1])
+
+
 def test_tracking_marks_and_fills_frames_without_a_face(detector, photos):
     frames, _ = moving_sequence(video_frame(photos["grace"]), 16)
     rng = np.random.default_rng(0)

@@ -107,6 +107,20 @@ def test_pixels_outside_the_moving_region_are_the_source_bit_for_bit():
     assert changed[region].mean() < 0.6  # and not the whole region: where the flow is 0 the source stays
 
 
+def test_a_frame_written_into_a_buffer_is_the_frame_returned():
+    source = _face()
+    image = _textured(150, 170, seed=2)
+    transform = np.array([[0.8, 0.1, -30.0], [-0.1, 0.8, -10.0]])
+    target = _open_mouth(source, 5.0)
+    field = warp_field(target, source, SIZE)
+    made = np.full((SIZE, SIZE, 3), 30, np.uint8)
+    inside, lips = mouth_interior(target, SIZE)
+    buffer = np.full_like(image, 7)  # stale content: every pixel must be overwritten
+    out = render_frame(image, transform, field, made, inside, lips, out=buffer)
+    assert out is buffer
+    np.testing.assert_array_equal(buffer, render_frame(image, transform, field, made, inside, lips))
+
+
 def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
     """A smile's teeth in the source stay the source's (stretched with the lips as the mouth opens wider);
     a closed source mouth has nothing inside to show, so the network fills the opening."""
@@ -146,7 +160,7 @@ def test_lips_that_close_over_a_smile_hide_its_teeth():
     white = (out.min(-1) > 200) & (mouth > 0)  # the teeth's colour inside the closed lips
     assert white.sum() <= 2, f"{white.sum()} tooth pixels between closed lips"
     opened = render_frame(image, np.eye(2, 3), warp_field(smiling, smiling, size))
-    assert ((opened.min(-1) > 200) & (mouth > 0)).sum() > 50  # the test could see teeth: the source shows them
+    assert ((opened.min(-1) > 200) & (mouth > 0)).sum() > 50  # the source shows them: the test can see teeth
 
 
 # --- measuring flicker inside the mouth ---------------------------------------------------------------------
@@ -276,6 +290,21 @@ def test_paste_renderer_is_still_there_for_comparison(pipeline, speech):
     assert next(pipeline.render(plan)).frames.shape[1:] == plan.face.frames.shape[1:]
     with pytest.raises(ValueError, match="renderer"):
         pipeline.prepare(photo_file(), speech, renderer="upsample")
+
+
+def test_chunks_are_the_same_whatever_their_size_and_leaving_early_stops_face2vids_thread(pipeline, speech):
+    """Face2Vid runs ahead in a thread and carries its previous frames across chunk borders: chunks of 7
+    frames give the frames of one chunk; a render left after its first chunk leaves no thread behind."""
+    import threading
+
+    whole = np.concatenate([c.frames for c in pipeline.render(pipeline.prepare(photo_file(), speech))])
+    chunks = pipeline.render(pipeline.prepare(photo_file(), speech, chunk_frames=7))
+    first = next(chunks)
+    np.testing.assert_array_equal(first.frames, whole[:7])
+    chunks.close()
+    assert not any(thread.name == "talking-face-ahead" for thread in threading.enumerate())
+    rest = pipeline.render(pipeline.prepare(photo_file(), speech, chunk_frames=7))
+    np.testing.assert_array_equal(np.concatenate([c.frames for c in rest]), whole)
 
 
 # --- the rollout without Lightning --------------------------------------------------------------------------

@@ -66,6 +66,16 @@ def test_truncated_mp4_is_reported_not_hung(tmp_path):
         media.read_video(truncated)
 
 
+def test_the_preset_reaches_the_encoder(tmp_path):
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    frames = [np.roll(texture, i, axis=1) for i in range(10)]
+    paths = [media.write_video(tmp_path / f"{p}.mp4", frames, preset=p) for p in ("ultrafast", "veryslow")]
+    for path in paths:
+        assert media.read_video(path, fps=None).shape == (10, 64, 80, 3)
+    assert paths[0].read_bytes() != paths[1].read_bytes()
+
+
 def test_crf_trades_file_size_for_fidelity(tmp_path):
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)

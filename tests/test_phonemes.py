@@ -106,6 +106,27 @@ def test_out_of_dictionary_words_are_flagged_and_still_pronounced():
         assert w.phonemes and set(w.phonemes) <= set(PHONEMES)
 
 
+def test_dictionary_words_take_g2p_ens_first_pronunciation():
+    """Read from the dictionary's lines for just these words, each is what g2p-en's parsed dictionary gives
+    (its first entry of several: ``either``, then ``either(2)``; apostrophes kept)."""
+    text = "a either don't o'clock abbreviation tomato zebra"
+    g2p = g2p_model()
+    expected = [tuple(strip_stress(p) for p in g2p.cmu[word][0]) for word in words_of(text)]
+    assert [w.phonemes for w in pronounce(text)] == expected
+
+
+def test_dictionary_words_are_pronounced_without_loading_g2p_en():
+    """g2p-en, nltk and inflect (seconds to import) load only for homographs and unknown words."""
+    code = (
+        "import sys; from talking_face.datamodules.phonemes import pronounce; "
+        "pronounce('how much there might be in his power'); "
+        "print(sorted({'g2p_en', 'nltk', 'inflect'} & set(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
 def test_pronounce_empty_text_is_a_clear_error():
     with pytest.raises(ValueError, match="empty transcript"):
         pronounce(" ")

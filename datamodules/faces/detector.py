@@ -265,6 +265,7 @@ def track_landmarks(
     redetect_every: int = 25,
     progress: bool = False,
     prefer: np.ndarray | None = None,
+    first_faces: list[FaceDetection] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """68 landmarks of one face through a video: float32 [T, 68, 2] image pixels and ``found`` bool [T].
 
@@ -275,6 +276,7 @@ def track_landmarks(
     no longer correlates with the last detection's (noise, black or cut frames). Frames with no face get
     ``found = False`` and the landmarks of the nearest found frame (zeros when no frame has a face).
     ``prefer`` [68, 2]: where several faces are found before any is tracked, follow the one nearest it.
+    ``first_faces``: the detector's faces in the first frame when the caller has them (not detected again).
     """
     if redetect_every < 1:
         raise ValueError(f"faces.detector.track_landmarks: redetect_every must be >= 1, got {redetect_every}")
@@ -287,7 +289,7 @@ def track_landmarks(
     box_model: _BoxModel | None = None
     reference: np.ndarray | None = None
     since_detection = 0
-    for frame in frames:
+    for index, frame in enumerate(frames):
         frame = _check_image(frame)
         landmarks = None
         if previous is not None and since_detection < redetect_every:
@@ -296,7 +298,7 @@ def track_landmarks(
             if patch is not None and float(patch @ reference) >= _MIN_SIMILARITY:
                 landmarks = fitted
         if landmarks is None:
-            faces = detector.detect(frame)
+            faces = first_faces if index == 0 and first_faces is not None else detector.detect(frame)
             face = _pick(faces, previous if previous is not None else prefer) if faces else None
             patch = _face_patch(frame, face.landmarks) if face is not None else None
             if patch is not None:

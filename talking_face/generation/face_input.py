@@ -148,12 +148,19 @@ def load_face(
     if max_side is not None:
         frames = (_shrink(frame, max_side) for frame in frames)
     frames = _store_frames(frames, max_frames, Path(store.name))
-    first = next((i for i in range(min(len(frames), 50)) if detector.detect(frames[i])), None)
+    detections = ((i, detector.detect(frames[i])) for i in range(min(len(frames), 50)))
+    first, faces = next(((i, found) for i, found in detections if found), (None, []))
     if first is None:
         store.cleanup()
         raise FaceError(f"{path}: no face found in the first frames of the clip")
-    face = _choose(detector.detect(frames[first]), path, face_index)
-    landmarks, found = track_landmarks(iter(frames), detector, progress=progress, prefer=face.landmarks)
+    face = _choose(faces, path, face_index)
+    landmarks, found = track_landmarks(
+        iter(frames),
+        detector,
+        progress=progress,
+        prefer=face.landmarks,
+        first_faces=faces if first == 0 else None,
+    )
     landmarks = smooth_landmarks(landmarks, found, smoothing)
     return FaceTrack(path, "video", frames, landmarks, found, store)
 

@@ -41,6 +41,7 @@ Coordinates: pixel centres at integers, (x, y), x right, y down, as everywhere i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,10 +145,14 @@ def _tps_solve(centres: np.ndarray, values: np.ndarray, regularisation: float) -
 
 
 def _tps_kernel(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """``r^2 log r`` [N, K] of points [N, 2] against centres [K, 2]."""
-    squared = (points**2).sum(1)[:, None] + (centres**2).sum(1)[None, :] - 2 * points @ centres.T
-    squared = np.maximum(squared, 1e-30)
-    return 0.5 * squared * np.log(squared)
+    """``r^2 log r`` [N, K] of points [N, 2] against centres [K, 2] (in place: N is a whole grid)."""
+    squared = (points**2).sum(1)[:, None] + (centres**2).sum(1)[None, :]
+    squared -= 2 * points @ centres.T
+    np.maximum(squared, 1e-30, out=squared)
+    log = np.log(squared)
+    squared *= 0.5
+    squared *= log
+    return squared
 
 
 def _tps_eval(points: np.ndarray, centres: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -309,6 +314,7 @@ def render_frame(
     made: np.ndarray | None = None,
     inside: np.ndarray | None = None,
     lips: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The output frame [H, W, 3] uint8: ``image`` [H, W, 3] uint8 warped by ``field``, with ``made``.
 
@@ -318,6 +324,8 @@ def render_frame(
         field: ``warp_field`` of this frame.
         made: [S, S, 3] uint8 the network's pixels (its H; None: the warp alone).
         inside, lips: [S, S] masks from ``mouth_interior`` (needed with ``made``).
+        out: [H, W, 3] uint8 to write the frame into and return (None: a new array), so that a caller
+            filling a chunk of frames copies each frame once.
     Pixels outside the field's box, and inside it where the flow is 0 and no network pixel enters, are the
     source's bit for bit.
     """
@@ -327,7 +335,11 @@ def render_frame(
     check_shape(image, "H W 3", "image")
     if image.dtype != np.uint8:
         raise ValueError(f"image must be uint8, got {image.dtype}")
-    out = image.copy()
+    if out is None:
+        out = image.copy()
+    else:
+        check_shape(out, f"{image.shape[0]} {image.shape[1]} 3", "out")
+        np.copyto(out, image)
     if field.box is None:
         return out
     transform = np.asarray(transform, np.float64)
@@ -347,9 +359,12 @@ def render_frame(
     sx1, sy1 = min(x1 + reach, image.shape[1]), min(y1 + reach, image.shape[0])
     qx = (xs - sx0) + l00 * flow[..., 0] + l01 * flow[..., 1]
     qy = (ys - sy0) + l10 * flow[..., 0] + l11 * flow[..., 1]
-    warped = _resample(image[sy0:sy1, sx0:sx1], qx, qy)
+    source = image[sy0:sy1, sx0:sx1]
+    grey = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
     box = out[y0:y1, x0:x1]
-    np.copyto(box, warped, where=moving[..., None])  # where the flow is 0 the source stays as it was
+    for rows, columns in _moving_spans(moving):  # where the flow is 0 the source stays as it was
+        warped = _resample(source, grey, qx[rows, columns], qy[rows, columns])
+        cv2.copyTo(warped, moving[rows, columns].view(np.uint8), box[rows, columns])
     if made is not None:
         if inside is None or lips is None:
             raise ValueError("network pixels need the inside and lips masks of mouth_interior")
@@ -387,17 +402,27 @@ def _flow_at(
     return flow
 
 
-def _resample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def _moving_spans(moving: np.ndarray, bands: int = 16) -> Iterator[tuple[slice, slice]]:
+    """(rows, columns) of ``moving`` [h, w] bool in ``bands`` bands of rows, each cut to the columns where
+    something in it moves (bands where nothing does are left out): the flow is 0 outside an ellipse, and
+    resampling its whole box would spend a quarter of the time on pixels that stay the source's."""
+    edges = np.linspace(0, len(moving), bands + 1).round().astype(int)
+    for top, bottom in zip(edges[:-1], edges[1:], strict=True):
+        moved = np.flatnonzero(moving[top:bottom].any(0))
+        if moved.size:
+            yield slice(top, bottom), slice(int(moved[0]), int(moved[-1]) + 1)
+
+
+def _resample(image: np.ndarray, grey: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """``image`` [H, W, 3] uint8 read at float32 maps ``xs``, ``ys`` [h, w]: [h, w, 3] uint8, bicubic, with
-    its brightness replaced by the ``_INTERPOLATION`` of the image's brightness (grey); where the maps fall
-    on pixel centres both are the pixel itself, so a whole-pixel shift stays exact."""
+    its brightness replaced by the ``_INTERPOLATION`` of the image's brightness ``grey`` [H, W] uint8; where
+    the maps fall on pixel centres both are the pixel itself, so a whole-pixel shift stays exact."""
     import cv2
 
     colour = cv2.remap(image, xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     sharp = cv2.remap(grey, xs, ys, _INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
-    detail = sharp.astype(np.int16) - cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)
-    return np.clip(colour + detail[..., None], 0, 255).astype(np.uint8)
+    detail = cv2.subtract(sharp, cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY), dtype=cv2.CV_16S)
+    return cv2.add(colour, cv2.merge([detail] * 3), dtype=cv2.CV_8U)  # saturating: clipped to 0..255
 
 
 def _blend_made(

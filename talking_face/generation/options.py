@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from talking_face.datamodules.media import DEFAULT_CRF
+from talking_face.datamodules.media import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
 from talking_face.errors import UsageError
 from talking_face.generation.checks import check_knobs
 
@@ -33,6 +33,9 @@ class GenerationOptions:
             the video keeps the input's resolution, 4K included).
         crf: the video encoder's quality, 0 to 51 (x264's constant rate factor): lower is sharper and larger;
             each 6 down about doubles the file.
+        preset: the video encoder's speed, x264's preset: ultrafast, superfast, veryfast, faster, fast,
+            medium, slow, slower or veryslow. A faster one spends less time encoding each frame, for a
+            somewhat larger file a little further from the rendered frames.
         renderer: full: the source's own pixels warped at its resolution, the network's only inside the
             lips; paste: the network's whole face crop pasted back (the former renderer, for comparison).
         chunk_frames: frames generated at a time, >= 1 (memory is bounded by it, not by the length).
@@ -50,6 +53,7 @@ class GenerationOptions:
     recognise: bool = True
     max_side: int | None = None
     crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
     renderer: Literal["full", "paste"] = "full"
     chunk_frames: int = 50
     max_temporal_mask: float = 0.6
@@ -60,5 +64,7 @@ class GenerationOptions:
             mouth_scale=self.mouth_scale, smoothing=self.smoothing, chunk_frames=self.chunk_frames,
             max_temporal_mask=self.max_temporal_mask, max_side=self.max_side, crf=self.crf,
         )  # fmt: skip
+        if self.preset not in PRESETS:
+            raise UsageError("preset", f"give one of {', '.join(PRESETS)}, got {self.preset!r}")
         if self.renderer not in RENDERERS:
             raise UsageError("renderer", f"give {' or '.join(RENDERERS)}, got {self.renderer!r}")

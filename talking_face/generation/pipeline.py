@@ -258,41 +258,53 @@ class TalkingFacePipeline:
     def render(self, plan: Plan, progress: bool = False) -> Iterator[RenderedChunk]:
         """Generate the video chunk by chunk (memory bounded by ``chunk_frames``), as ``renderer`` says:
         ``full`` warps the source at its own resolution and takes only the mouth's inside from Face2Vid
-        (``full_resolution``); ``paste`` pastes Face2Vid's whole crop back (``paste_back``)."""
+        (``full_resolution``); ``paste`` pastes Face2Vid's whole crop back (``paste_back``). Face2Vid makes
+        the next frames in a background thread while these are composed (``ahead``)."""
+        from contextlib import closing
+
         from tqdm.auto import tqdm
 
-        chunk_frames = plan.options.chunk_frames
-        device = self.device
+        from talking_face.generation.ahead import ahead
+
+        bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
+        with closing(ahead(self._made(plan), depth=plan.options.chunk_frames)) as made, bar:
+            for start in range(0, plan.num_frames, plan.options.chunk_frames):
+                stop = min(start + plan.options.chunk_frames, plan.num_frames)
+                crops = np.empty((stop - start, plan.size, plan.size, 3), np.uint8)
+                frames = np.empty((stop - start, *plan.face.frames[0].shape), np.uint8)
+                for t, crop, out in zip(range(start, stop), crops, frames, strict=True):
+                    crop[:], drawn = next(made)
+                    source = np.asarray(plan.face.frames[plan.frame_index[t]])
+                    if plan.face.found[plan.frame_index[t]]:
+                        self._compose(plan, t, source, crop, drawn, out)
+                    else:
+                        out[:] = source  # no face here: the frame passes through
+                    bar.update()
+                yield RenderedChunk(start, crops, frames)
+
+    @torch.no_grad()
+    def _made(self, plan: Plan) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Face2Vid's frame and hallucinated image of each output frame, uint8 [S, S, 3] each, made
+        autoregressively chunk by chunk (its previous frames carried across chunk borders)."""
         reference = torch.from_numpy(plan.reference_crop).permute(2, 0, 1).float().div(255)
         rollout = self.rollout.capped(plan.options.max_temporal_mask).start(
             reference[None], torch.from_numpy(plan.reference_landmarks)[None]
         )
-        bar = tqdm(total=plan.num_frames, desc="generate", unit="frame", disable=not progress)
-        for start in range(0, plan.num_frames, chunk_frames):
-            stop = min(start + chunk_frames, plan.num_frames)
-            landmarks = torch.from_numpy(plan.driving[start:stop]).to(device)
-            with torch.no_grad():
-                outputs = list(rollout.run(landmarks[None]))
-            crops, drawn = (
-                torch.cat([getattr(out, name) for out in outputs])
-                .clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-                for name in ("frame", "hallucinated")
-            )  # fmt: skip
-            frames = []
-            for t, crop, new in zip(range(start, stop), crops, drawn, strict=True):
-                source = np.asarray(plan.face.frames[plan.frame_index[t]])
-                if not plan.face.found[plan.frame_index[t]]:
-                    frames.append(np.array(source))  # no face here: the frame passes through
-                    continue
-                frames.append(self._compose(plan, t, source, crop, new))
-            bar.update(stop - start)
-            yield RenderedChunk(start, crops, np.stack(frames))
-        bar.close()
+        for start in range(0, plan.num_frames, plan.options.chunk_frames):
+            landmarks = torch.from_numpy(plan.driving[start : start + plan.options.chunk_frames])
+            for out in rollout.run(landmarks.to(self.device)[None]):
+                yield tuple(
+                    image[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                    for image in (out.frame, out.hallucinated)
+                )
 
     @staticmethod
-    def _compose(plan: Plan, t: int, source: np.ndarray, crop: np.ndarray, drawn: np.ndarray) -> np.ndarray:
-        """Output frame ``t`` from its source frame and Face2Vid's frame ``crop`` or, at full resolution, its
-        hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as ``renderer`` says.
+    def _compose(
+        plan: Plan, t: int, source: np.ndarray, crop: np.ndarray, drawn: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Output frame ``t``, written into ``out``, from its source frame and Face2Vid's frame ``crop`` or,
+        at full resolution, its hallucinated image ``drawn`` (H: what no frame shows, the mouth's inside), as
+        ``renderer`` says.
 
         Why H and not the frame inside the lips: the shipped checkpoint's reference mask is about 1 there too
         (0.9997 on Grace Hopper's open mouth), so its frame fills the mouth with the reference's lips
@@ -301,7 +313,8 @@ class TalkingFacePipeline:
             from talking_face.generation.paste_back import face_mask, paste_face
 
             mask = face_mask([plan.driving[t], plan.own[t]], plan.size)
-            return paste_face(source, crop, plan.transforms[t], mask)
+            out[:] = paste_face(source, crop, plan.transforms[t], mask)
+            return
         from talking_face.generation.full_resolution import (
             mouth_interior,
             newly_visible,
@@ -312,7 +325,7 @@ class TalkingFacePipeline:
         field = warp_field(plan.driving[t], plan.own[t], plan.size)
         inside, lips = mouth_interior(plan.driving[t], plan.size)
         inside = newly_visible(inside, plan.own[t], field)
-        return render_frame(source, plan.transforms[t], field, drawn, inside, lips)
+        render_frame(source, plan.transforms[t], field, drawn, inside, lips, out)
 
     # --- the whole job --------------------------------------------------------------------------------
 
@@ -350,9 +363,11 @@ class TalkingFacePipeline:
         frames = (frame for chunk in self.render(plan, progress) for frame in chunk.frames)
         try:  # the user's own audio goes in as it came; the TTS's at the pipeline's rate
             speech = plan.speech.audio
+            knobs = plan.options
             return write_video(
-                out, _even_sized(frames), timebase.FPS, speech, audio_file=audio, crf=plan.options.crf
-            )
+                out, _even_sized(frames), timebase.FPS, speech, audio_file=audio, crf=knobs.crf,
+                preset=knobs.preset,
+            )  # fmt: skip
         finally:
             plan.face.close()
 
