@@ -214,3 +214,25 @@ def _streams(path: Path) -> str:
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(("omp", "cores", "threads"), [(None, 4, 3), (None, 1, 1), ("2", 8, None)])
+def test_generate_on_the_cpu_leaves_a_core_to_composition_unless_the_user_chose(
+    monkeypatch, omp, cores, threads
+):
+    import torch
+
+    from talking_face.generation.generate import leave_a_core_for_composition
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    try:
+        torch.set_num_threads(5)
+        leave_a_core_for_composition()
+        assert torch.get_num_threads() == (5 if threads is None else threads)
+    finally:
+        torch.set_num_threads(before)

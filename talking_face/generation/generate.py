@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["generate"]
+__all__ = ["generate", "leave_a_core_for_composition"]
 
 
 def generate(
@@ -61,6 +61,22 @@ def generate(
         )  # fmt: skip
     if out_path.exists():
         print(f"replacing {out_path}", file=sys.stderr)
+    if device == "cpu":
+        leave_a_core_for_composition()
     path = pipeline.write(out_path, face, audio, text, progress=progress, **options)
     print(f"wrote {path}")
     return path
+
+
+def leave_a_core_for_composition() -> None:
+    """On the CPU, Face2Vid runs in its own thread beside composition and the encoder, so torch gets every
+    core but one: with all of them the threads oversubscribe the cores and the whole run is slower
+    (``benchmarks/README.md``). An ``OMP_NUM_THREADS`` the user set wins."""
+    import os
+
+    import torch
+
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores - 1))
