@@ -214,7 +214,8 @@ def warp_field(
         return WarpField(np.zeros((2, 2, 2), np.float32), np.zeros(2), 1.0, None)
     from talking_face.datamodules.faces.alignment import similarity_fit, transform_points
 
-    target_points, target = target, _separate(target, size / 128)
+    lips = _lip_map(target, source, size)  # the lips' triangles need no gap: a closed inside has no area
+    target = _separate(target, size / 128)
     head = similarity_fit(target[list(STABLE)], source[list(STABLE)])  # target crop px -> source crop px
     centre, axes = _ellipse(target)
     angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
@@ -235,7 +236,7 @@ def warp_field(
     fade = fade * fade * (3 - 2 * fade)  # smoothstep: no kink where the falloff starts or ends
     flow = (flow * fade[:, None]).reshape(grid, grid, 2).astype(np.float32)
     box = (float(low[0]), float(low[1]), float(low[0] + step * (grid - 1)), float(low[1] + step * (grid - 1)))
-    return WarpField(flow, low, step, box, _lip_map(target_points, source, size))
+    return WarpField(flow, low, step, box, lips)
 
 
 def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
@@ -368,8 +369,32 @@ def render_frame(
     if made is not None:
         if inside is None or lips is None:
             raise ValueError("network pixels need the inside and lips masks of mouth_interior")
-        _blend_made(box, (x0, y0), transform, inverse, made, inside, lips)
+        _blend_made(box, (x0, y0), transform, made, inside, lips)
     return out
+
+
+def _sub_box(
+    box: tuple[float, float, float, float],
+    transform: np.ndarray,
+    corner: tuple[int, int],
+    shape: tuple[int, int],
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The pixels of an image box (top-left pixel ``corner`` (x, y), ``shape`` (h, w)) that hold the crop box
+    ``box``, the image mapped to the crop by ``transform`` [2, 3]: (x0, y0, x1, y1) image pixels, ends
+    exclusive, and the [2, 3] map from that sub-box's pixels to the crop; None where they miss."""
+    import cv2
+
+    region = _frame_box(
+        box, cv2.invertAffineTransform(transform), (corner[1] + shape[0], corner[0] + shape[1])
+    )
+    if region is None:
+        return None
+    x0, y0, x1, y1 = max(region[0], corner[0]), max(region[1], corner[1]), region[2], region[3]
+    if x1 <= x0 or y1 <= y0:
+        return None
+    shifted = transform.copy()
+    shifted[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)  # sub-box pixel (0, 0) = (x0, y0)
+    return (x0, y0, x1, y1), shifted
 
 
 def _flow_at(
@@ -385,17 +410,10 @@ def _flow_at(
     to_grid[:, 2] += to_grid[:, :2] @ np.array(corner, np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     flow = cv2.warpAffine(field.flow, to_grid, shape[::-1], flags=flags, borderValue=0)
-    if field.lips is None:
-        return flow
-    end = (corner[1] + shape[0], corner[0] + shape[1])
-    lips = _frame_box(field.lips.box, cv2.invertAffineTransform(transform), end)
+    lips = None if field.lips is None else _sub_box(field.lips.box, transform, corner, shape)
     if lips is None:
         return flow
-    x0, y0, x1, y1 = max(lips[0], corner[0]), max(lips[1], corner[1]), lips[2], lips[3]
-    if x1 <= x0 or y1 <= y0:
-        return flow
-    to_crop = transform.copy()
-    to_crop[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)  # sub-box pixel (0, 0) = (x0, y0)
+    (x0, y0, x1, y1), to_crop = lips
     fine, on_lips = field.lips.flow(to_crop, (y1 - y0, x1 - x0))
     view = flow[y0 - corner[1] : y1 - corner[1], x0 - corner[0] : x1 - corner[0]]
     np.copyto(view, fine, where=on_lips[..., None])
@@ -429,7 +447,6 @@ def _blend_made(
     result: np.ndarray,
     corner: tuple[int, int],
     transform: np.ndarray,
-    inverse: np.ndarray,
     made: np.ndarray,
     inside: np.ndarray,
     lips: np.ndarray,
@@ -443,15 +460,10 @@ def _blend_made(
     if rows.size == 0 or not (inside > 0).any():
         return
     mouth = (columns.min() - 1.0, rows.min() - 1.0, columns.max() + 1.0, rows.max() + 1.0)
-    region = _frame_box(mouth, inverse, (corner[1] + result.shape[0], corner[0] + result.shape[1]))
+    region = _sub_box(mouth, transform, corner, result.shape[:2])
     if region is None:
         return
-    x0, y0 = max(region[0], corner[0]), max(region[1], corner[1])
-    x1, y1 = region[2], region[3]
-    if x1 <= x0 or y1 <= y0:
-        return
-    shifted = transform.copy()
-    shifted[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)  # sub-box pixel (0, 0) = (x0, y0)
+    (x0, y0, x1, y1), shifted = region
     size = (x1 - x0, y1 - y0)
     flags = cv2.WARP_INVERSE_MAP
     alpha = cv2.warpAffine(inside, shifted, size, flags=flags | cv2.INTER_LINEAR, borderValue=0.0)
