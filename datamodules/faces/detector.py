@@ -33,6 +33,7 @@ import numpy as np
 
 from talking_face.datamodules.faces.alignment import estimate_crop_transform, smooth_over_time, warp_to_crop
 from talking_face.datamodules.faces.landmark_scheme import NUM_LANDMARKS, STABLE
+from talking_face.datamodules.frame_runs import true_runs
 from talking_face.shapes import check_shape
 
 __all__ = [
@@ -337,7 +338,6 @@ def smooth_landmarks(landmarks: np.ndarray, found: np.ndarray | None = None, win
     found = np.ones(len(landmarks), dtype=bool) if found is None else np.asarray(found, dtype=bool)
     check_shape(found, "T", "found", dims)
     out = landmarks.copy()
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], found.astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+    for start, stop in true_runs(found):
         out[start:stop] = smooth_over_time(landmarks[start:stop], window)
     return out

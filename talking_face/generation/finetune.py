@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 
 from talking_face.datamodules import timebase
 from talking_face.datamodules.atomic import atomic_path, write_json
+from talking_face.datamodules.frame_runs import true_runs
 from talking_face.errors import InputError, UsageError
 
 __all__ = [
@@ -109,8 +110,7 @@ def _runs(found: np.ndarray, length: int, minimum: int) -> list[slice]:
     """Runs of consecutive True in ``found``, cut into pieces of ``length`` frames; pieces shorter than
     ``minimum`` are dropped (a tail shorter than that joins the piece before it)."""
     pieces = []
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], found.astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+    for start, stop in true_runs(found):
         cuts = list(range(start, stop, length))
         if len(cuts) > 1 and stop - cuts[-1] < minimum:
             cuts.pop()

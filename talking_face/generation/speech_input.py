@@ -29,6 +29,7 @@ import numpy as np
 
 from talking_face.datamodules import timebase
 from talking_face.datamodules.audio_features import speech_envelope
+from talking_face.datamodules.frame_runs import true_runs
 from talking_face.errors import InputWarning, UsageError
 
 __all__ = [
@@ -252,20 +253,14 @@ def voice_activity(
     from talking_face.datamodules.speech_detection import SPEECH_THRESHOLD, speech_probability
 
     heard = speech_probability(audio, num_frames) >= SPEECH_THRESHOLD
-    for start, stop in _runs(heard):
+    for start, stop in true_runs(heard):
         if stop - start < round(min_speech * timebase.FPS):
             heard[start:stop] = False
     heard = maximum_filter1d(heard.astype(np.uint8), 2 * round(reach * timebase.FPS) + 1) > 0
     level_db = 20 * np.log10(speech_envelope(audio, num_frames) + 1e-6)
     loud = np.percentile(level_db, 95)
     voiced = heard & (level_db > loud + floor_db) & (level_db > 10 * np.log10(SILENT_RMS**2))
-    for start, stop in _runs(~voiced):
+    for start, stop in true_runs(~voiced):
         if start > 0 and stop < num_frames and stop - start < round(min_pause * timebase.FPS):
             voiced[start:stop] = True
     return voiced
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of each run of True in bool ``mask`` [T], stop exclusive."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
