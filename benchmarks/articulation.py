@@ -196,7 +196,6 @@ def prepare(pipeline, face: Path, utterance: Utterance, mode: str):
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from talking_face.datamodules import timebase
     from talking_face.datamodules.faces.photos import packaged_photos
     from talking_face.datamodules.phonemes import VOCAB
     from talking_face.generation.articulation import articulation
@@ -222,7 +221,7 @@ def run(args: argparse.Namespace) -> dict:
             for k, utt in enumerate(utts):
                 plan, seconds, notes = prepare(pipeline, photos[face], utt, mode)
                 prepare_seconds += seconds
-                spoken += plan.num_frames / timebase.FPS
+                spoken += plan.num_frames / plan.fps
                 taken.append(plan.speech.mode)
                 taken_log.append(
                     {
@@ -248,7 +247,7 @@ def run(args: argparse.Namespace) -> dict:
                     started = time.perf_counter()
                     gap, found = rendered_gap(pipeline, plan)
                     render_seconds += time.perf_counter() - started
-                    rendered_speech += plan.num_frames / timebase.FPS
+                    rendered_speech += plan.num_frames / plan.fps
                     pooled["rendered"][0].append(gap)
                     pooled["rendered"][1].extend(phones)
                     pooled["rendered"][2].append(found)

@@ -334,7 +334,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     row["detail"], row["ceiling"] = float(np.median(detail)), float(np.median(ceiling))
     row["faces"], row["faces_source"] = float(np.mean(found_out)), float(np.mean(found_src))
     row["gap_r"] = float(np.corrcoef(gaps[have], driving[have])[0, 1]) if have.sum() > 2 else float("nan")
-    ids = plan.speech.phoneme_ids
+    ids = plan.speech.phoneme_ids[plan.speech_frames]
     vowels = np.array([VOCAB[i].rstrip("012") in OPEN_VOWELS for i in ids]) & plan.voiced & have
     row["open_ratio"] = float(gaps[vowels].mean() / driving[vowels].mean()) if vowels.any() else float("nan")
     row["identity"] = float(np.mean(distances)) if distances else float("nan")

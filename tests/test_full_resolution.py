@@ -284,6 +284,43 @@ def test_a_dubbed_clip_keeps_its_size_and_its_own_frames_outside_the_mouth(pipel
         np.testing.assert_array_equal(result.frames[t][~region], source[~region])
 
 
+def test_a_clip_at_30_fps_is_dubbed_at_30_fps_frame_for_frame(pipeline, speech, tmp_path):
+    """A camera clip keeps its own frame rate: each output frame is the clip's own frame at that time (none
+    dropped or repeated, as resampling 30 to 25 fps would), with the mouth that stage 1 says there."""
+    from talking_face.datamodules.media import probe_video, read_video
+
+    clip = write_clip(tmp_path / "clip30.mp4", 30, fps=30)
+    plan = pipeline.prepare(clip, speech)
+    seconds = 20 / 25  # the speech
+    assert plan.fps == 30 and plan.num_frames == 24 == round(seconds * 30)
+    np.testing.assert_array_equal(plan.frame_index, np.arange(24))  # the clip's frames in order, each once
+    at_25 = pipeline.prepare(clip, speech, fps=25)
+    assert at_25.num_frames == 20 and len(at_25.face) == 20
+    # the same speech in time: 30-fps frame 6k + 3 and 25-fps frame 5k + 2 share their centre time
+    np.testing.assert_array_equal(plan.voiced[3::6], at_25.voiced[2::5])
+    frames = np.concatenate([chunk.frames for chunk in pipeline.render(plan)])
+    decoded = read_video(clip, fps=None)
+    for t in (0, 11, 23):
+        field = warp_field(plan.driving[t], plan.own[t], plan.size)
+        region = _frame_box(field, plan.transforms[t], decoded.shape[1:3])
+        np.testing.assert_array_equal(frames[t][~region], decoded[t][~region])
+    out = pipeline.write(tmp_path / "dubbed.mp4", clip, speech)
+    assert probe_video(out).fps == 30 and len(read_video(out, fps=None)) == 24
+
+
+def test_a_photo_plays_at_the_rate_asked_for(pipeline, speech):
+    """A photo at 75 fps: three times the frames, and every third one (frame 3k + 1, whose centre is 25-fps
+    frame k's) has the 25-fps frame's mouth, head and eyelids: the motion keeps its timing."""
+    at_25 = pipeline.prepare(photo_file(), speech)
+    at_75 = pipeline.prepare(photo_file(), speech, fps=75)
+    assert (at_25.fps, at_25.num_frames, at_75.fps, at_75.num_frames) == (25, 20, 75, 60)
+    np.testing.assert_allclose(at_75.driving[1::3], at_25.driving, atol=1e-3)
+    between = np.abs(at_75.driving[2::3][:-1] - at_25.driving[:-1]).max()
+    assert between > 0.01  # frames between them move on: they are not copies
+    with pytest.raises(ValueError, match="fps"):
+        pipeline.prepare(photo_file(), speech, fps=0)
+
+
 def test_paste_renderer_is_still_there_for_comparison(pipeline, speech):
     plan = pipeline.prepare(photo_file(), speech, renderer="paste")
     assert plan.options.renderer == "paste"

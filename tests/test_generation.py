@@ -111,13 +111,15 @@ def test_each_mode_writes_a_playable_mp4_as_long_as_the_speech(pipeline, media, 
     )
     samples = _speech_samples(media, audio)
     info = probe_video(out)
-    assert info.has_audio and info.fps == timebase.FPS
+    fps = probe_video(media[face]).fps if face.startswith("clip") else timebase.FPS  # a clip keeps its rate
+    assert info.has_audio and info.fps == fps
     assert (info.width, info.height) == _input_size(media[face])
     frames = read_video(out, fps=None)  # every frame the file holds, decoded
-    assert len(frames) == timebase.num_frames_for(samples) == -(-samples // 640)
+    assert len(frames) == timebase.num_frames_at(samples / timebase.SAMPLE_RATE, fps)
+    assert fps != timebase.FPS or len(frames) == -(-samples // 640)
     assert frames.std() > 5  # a picture, not a blank
     sound = load_audio(out)
-    assert abs(sound.size - samples) <= timebase.SAMPLES_PER_FRAME  # within one frame (1/25 s)
+    assert abs(sound.size - samples) <= timebase.SAMPLE_RATE / fps  # within one frame
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left beside it
 
 
@@ -259,10 +261,12 @@ def test_video_covers_the_speech_to_the_frame(pipeline, media, tmp_path, samples
 
 
 def test_short_clip_loops_back_and_forth_and_long_clip_is_cut(pipeline, media):
-    needed = timebase.num_frames_for(spoken().size)
+    seconds = spoken().size / timebase.SAMPLE_RATE
+    needed = timebase.num_frames_at(seconds, 30)  # at the clip's own rate
     short = pipeline.prepare(media["clip30"], media["wav16"])  # 1.5 s of clip for 1.9 s of speech
     assert len(short.face) < needed == short.num_frames
     np.testing.assert_array_equal(short.frame_index, pingpong_indices(needed, len(short.face)))
+    needed = timebase.num_frames_at(seconds, 25)
     long = pipeline.prepare(media["clip25"], media["wav16"])  # 2.4 s of clip: only what is needed is read
     assert len(long.face) == needed == long.num_frames
     np.testing.assert_array_equal(long.frame_index, np.arange(needed))

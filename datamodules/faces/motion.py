@@ -29,15 +29,17 @@ def face_down_direction(landmarks: np.ndarray) -> np.ndarray:
     return down / (np.linalg.norm(down, axis=-1, keepdims=True) + 1e-9)
 
 
-def blink_track(num_frames: int, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Eyelid closure float64 [T] in [0, 1] at the frame centres.
+def blink_track(
+    num_frames: int, rate: float, rng: np.random.Generator, fps: float = timebase.FPS
+) -> np.ndarray:
+    """Eyelid closure float64 [T] in [0, 1] at the centres of frames at ``fps``.
 
     Blinks come ``rate`` per second on average at random times (each 150-250 ms, then at least 0.5 s
     open, then an exponential wait), closing in their first 35 % and reopening more slowly.
     """
-    times = np.asarray(timebase.frame_times(num_frames))
+    times = np.asarray(timebase.frame_times(num_frames, fps))
     closure = np.zeros(num_frames)
-    end = num_frames / timebase.FPS
+    end = num_frames / fps
     wait = max(1.0 / rate - 0.7, 0.1) if rate > 0 else np.inf  # 0.7 s = mean blink + refractory time
     start = rng.exponential(1.0 / rate) if rate > 0 else end
     while start < end:
@@ -60,13 +62,16 @@ def apply_blinks(landmarks: np.ndarray, neutral: np.ndarray, closure: np.ndarray
     return out
 
 
-def head_motion_track(num_frames: int, amplitude: float, rng: np.random.Generator) -> np.ndarray:
-    """Head pose float64 [T, 4]: (roll radians, x shift / iod, y shift / iod, log scale) at the frame centres.
+def head_motion_track(
+    num_frames: int, amplitude: float, rng: np.random.Generator, fps: float = timebase.FPS
+) -> np.ndarray:
+    """Head pose float64 [T, 4]: (roll radians, x shift / iod, y shift / iod, log scale) at the centres of
+    frames at ``fps``.
 
     Each is a sum of three sinusoids of 0.08-0.7 Hz with random phases and weights; ``amplitude = 1`` gives
     a standard deviation of about 1.5 degrees, 0.05 and 0.035 iod, and 1.2 % scale.
     """
-    times = np.asarray(timebase.frame_times(num_frames))
+    times = np.asarray(timebase.frame_times(num_frames, fps))
     scale = amplitude * np.array([np.deg2rad(1.5), 0.05, 0.035, 0.012])
     frequencies = np.exp(rng.uniform(np.log(0.08), np.log(0.7), (4, 3)))
     phases = rng.uniform(0, 2 * np.pi, (4, 3))
@@ -90,9 +95,15 @@ def transform_landmarks(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
 
 
 def photo_motion(
-    faces: np.ndarray, neutral: np.ndarray, head_motion: float, blinks: float, seed: int = 0
+    faces: np.ndarray,
+    neutral: np.ndarray,
+    head_motion: float,
+    blinks: float,
+    seed: int = 0,
+    fps: float = timebase.FPS,
 ) -> np.ndarray:
-    """``faces`` [T, 68, 2] (a photo's landmarks with a speaking mouth) with head motion and blinks added.
+    """``faces`` [T, 68, 2] at ``fps`` (a photo's landmarks with a speaking mouth) with head motion and blinks
+    added.
 
     ``neutral`` [68, 2] is the photo's own face (the eyelids' open positions and the head's centre);
     ``head_motion`` scales the built-in corpus' head-motion model (1 is about 1.5 degrees of roll), ``blinks``
@@ -102,8 +113,8 @@ def photo_motion(
         raise ValueError(f"head_motion and blinks must be >= 0, got {head_motion} and {blinks}")
     neutral = np.asarray(neutral, np.float64)
     rng = np.random.default_rng(seed)
-    closure = blink_track(len(faces), blinks, rng)
-    pose = head_motion_track(len(faces), head_motion, rng)
+    closure = blink_track(len(faces), blinks, rng, fps)
+    pose = head_motion_track(len(faces), head_motion, rng, fps)
     matrices = pose_matrices(pose, neutral.mean(0), float(inter_ocular(neutral)))
     blinking = apply_blinks(np.asarray(faces, np.float64), neutral, closure)
     return transform_landmarks(blinking, matrices).astype(np.float32)

@@ -25,6 +25,7 @@ KNOB_RANGES: dict[str, tuple[float, float]] = {
     "face_index": (0, 1_000),
     "max_side": (80, 100_000),  # pixels; below about 2 faces' width nothing is left to animate
     "crf": (0, 51),  # x264's constant rate factor: 0 lossless, 51 the coarsest
+    "fps": (1.0, 120.0),  # frames per second of the output video
 }
 """Sane range of each knob (inclusive)."""
 

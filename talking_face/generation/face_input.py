@@ -4,9 +4,10 @@ A photo is read with its EXIF orientation applied (phone photos) and kept at its
 only to ``max_side`` when one is given); faces are detected on a copy of at most ``DETECT_SIDE`` px and
 their 68 points fitted on the full image, so a 4K photo costs what a 1K one does. The face is the largest
 one found, with a warning when there are several (``face_index`` picks another, in order of size). A clip
-(scaled down to ``max_side`` too, when given) is decoded at the pipeline's frame rate (any input rate) into
-a frame store on disk, never whole into memory, and only as many frames as the speech needs; its landmarks
-are tracked and smoothed, and frames without a face are marked so they can pass through untouched.
+(scaled down to ``max_side`` too, when given) is decoded at its own frame rate (or one asked for) into a
+frame store on disk, never whole into memory, and only as many frames as the speech needs; its landmarks
+are tracked and smoothed over the same duration at any rate, and frames without a face are marked so they
+can pass through untouched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from talking_face.datamodules import timebase
 from talking_face.datamodules.media import MediaError
 from talking_face.errors import InputError, InputWarning
 from talking_face.generation.checks import check_knobs
@@ -39,13 +41,15 @@ class FaceError(InputError, ValueError):
 @dataclass
 class FaceTrack:
     """Frames [N, H, W, 3] uint8 (a memory map on disk for clips), ``landmarks`` float32 [N, 68, 2] image
-    pixels (smoothed; copied from the nearest found frame where ``found`` [N] is False), ``kind``."""
+    pixels (smoothed; copied from the nearest found frame where ``found`` [N] is False), ``kind``, and the
+    frame rate ``fps`` the clip was read at (a photo's: the rate asked for)."""
 
     source: Path
     kind: Literal["photo", "video"]
     frames: np.ndarray
     landmarks: np.ndarray
     found: np.ndarray
+    fps: float
     _store: tempfile.TemporaryDirectory | None = None
 
     def __len__(self) -> int:
@@ -111,15 +115,18 @@ def _choose(faces: list, path: Path, face_index: int | None):
 
 def load_face(
     path: str | Path,
-    max_frames: int,
+    seconds: float,
     face_index: int | None = None,
     smoothing: int = 5,
     max_side: int | None = None,
+    fps: float | None = timebase.FPS,
     progress: bool = False,
 ) -> FaceTrack:
-    """Read a photo or a clip (its first ``max_frames`` frames at the pipeline's rate) and find the face.
+    """Read a photo or a clip (its first ``seconds``) and find the face.
 
     ``max_side``: scale the input down so that its longer side is at most this (None: its own resolution).
+    ``fps``: the rate a clip is read at (None: its own); ``smoothing`` is a window in frames at the models'
+    rate (``timebase.FPS``), lasting as long at any other.
 
     Raises ``MediaError`` when the file is neither an image nor a readable video and ``FaceError`` when no
     usable face is in it.
@@ -136,18 +143,18 @@ def load_face(
     if image is not None:
         image = _shrink(image, max_side)
         face = _choose(_detect_photo(image, detector), path, face_index)
-        return FaceTrack(
-            path, "photo", image[None], face.landmarks[None].astype(np.float32), np.ones(1, bool)
-        )
+        landmarks = face.landmarks[None].astype(np.float32)
+        return FaceTrack(path, "photo", image[None], landmarks, np.ones(1, bool), fps or timebase.FPS)
     try:
-        probe_video(path)
+        own_rate = probe_video(path).fps
     except MediaError as error:
         raise MediaError(f"{path}: not an image or a video that can be read") from error
+    fps = fps or own_rate
     store = tempfile.TemporaryDirectory(prefix="talking-face-clip-")
-    frames = iter_video_frames(path)
+    frames = iter_video_frames(path, fps)
     if max_side is not None:
         frames = (_shrink(frame, max_side) for frame in frames)
-    frames = _store_frames(frames, max_frames, Path(store.name))
+    frames = _store_frames(frames, timebase.num_frames_at(seconds, fps), Path(store.name))
     detections = ((i, detector.detect(frames[i])) for i in range(min(len(frames), 50)))
     first, faces = next(((i, found) for i, found in detections if found), (None, []))
     if first is None:
@@ -161,8 +168,8 @@ def load_face(
         prefer=face.landmarks,
         first_faces=faces if first == 0 else None,
     )
-    landmarks = smooth_landmarks(landmarks, found, smoothing)
-    return FaceTrack(path, "video", frames, landmarks, found, store)
+    landmarks = smooth_landmarks(landmarks, found, timebase.window_at(smoothing, fps))
+    return FaceTrack(path, "video", frames, landmarks, found, fps, store)
 
 
 def _detect_photo(image: np.ndarray, detector) -> list:

@@ -188,7 +188,7 @@ def face_videos(
     ``sentences`` animated sentences. Errors (no face, unreadable file) name the file."""
     from talking_face.generation.face_input import load_face
 
-    track = load_face(face, round(max_seconds * timebase.FPS), face_index, progress=progress)
+    track = load_face(face, max_seconds, face_index, progress=progress)
     try:
         if track.kind == "photo":
             videos = _photo_videos(track, size, sentences, seed, progress)

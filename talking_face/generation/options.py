@@ -25,10 +25,13 @@ class GenerationOptions:
         head_motion: head-motion amplitude for a photo, 0 (still) to 3.
         blinks: blinks per second for a photo, 0 (none) to 2.
         mouth_scale: scales the mouth's motion, 0 to 3 (1 = as predicted).
-        smoothing: landmark smoothing window in frames for a video, 1 (none) to 51.
+        smoothing: landmark smoothing window for a video, in frames at 25 fps (as long at any rate), 1 (none)
+            to 51.
         seed: the random head motion and blinks follow from it.
         recognise: audio without text: recognise its words offline and let their phones drive the mouth
             beside the sound (false: the sound alone).
+        fps: frames per second of the video, 1 to 120 (default: a clip's own rate, 25 for a photo). Speech
+            is analysed at 25 frames a second whatever the video's rate; the mouth's motion is interpolated.
         max_side: scale the face input down so that its longer side is at most this many pixels (default:
             the video keeps the input's resolution, 4K included).
         crf: the video encoder's quality, 0 to 51 (x264's constant rate factor): lower is sharper and larger;
@@ -51,6 +54,7 @@ class GenerationOptions:
     smoothing: int = 5
     seed: int = 0
     recognise: bool = True
+    fps: float | None = None
     max_side: int | None = None
     crf: int = DEFAULT_CRF
     preset: str = DEFAULT_PRESET
@@ -62,7 +66,7 @@ class GenerationOptions:
         check_knobs(
             face_index=self.face_index, head_motion=self.head_motion, blinks=self.blinks,
             mouth_scale=self.mouth_scale, smoothing=self.smoothing, chunk_frames=self.chunk_frames,
-            max_temporal_mask=self.max_temporal_mask, max_side=self.max_side, crf=self.crf,
+            max_temporal_mask=self.max_temporal_mask, max_side=self.max_side, crf=self.crf, fps=self.fps,
         )  # fmt: skip
         if self.preset not in PRESETS:
             raise UsageError("preset", f"give one of {', '.join(PRESETS)}, got {self.preset!r}")

@@ -11,7 +11,8 @@ Steps (``prepare`` then ``render``):
 2. face (``face_input``): full frames, tracked landmarks, a similarity crop per frame (the preprocessing's);
 3. stage 1 predicts the mouth in the face-normalised frame from the person's neutral mouth; it is retargeted
    to the person's mouth, eased to rest in pauses, and put into the face (``motion``): a photo gets gentle
-   head motion and blinks, a clip keeps its own motion (looped back and forth, or cut, to the speech);
+   head motion and blinks, a clip keeps its own motion (looped back and forth, or cut, to the speech) and its
+   own frame rate: stage 1 speaks at 25 fps and its mouth is read at the clip's frame times;
 4. Face2Vid renders the crops autoregressively (``rollout``), chunk by chunk with its previous frames carried
    across the chunk borders (chunked = one go, bounded memory); each output frame is the source (the photo,
    or the clip frame under it) warped at its own resolution to the driving landmarks, with Face2Vid's pixels
@@ -59,6 +60,8 @@ def pingpong_indices(num_frames: int, available: int) -> np.ndarray:
 class Plan:
     """Everything decided before rendering, in the crop pixels of ``size``-px crops.
 
+    T output frames at ``fps`` (a clip's own rate, 25 for a photo); the speech is at the models' rate
+    (``timebase.FPS``) and ``speech_frames`` [T] is its frame under each output frame.
     ``frame_index`` [T] the face frame under each output frame; ``transforms`` [T, 2, 3] frame -> crop;
     ``driving`` [T, 68, 2] the landmarks Face2Vid draws; ``own`` [T, 68, 2] the face's own landmarks there;
     ``mouth`` [T, 20, 2] the retargeted mouth before resting in pauses (``speech.voiced``);
@@ -69,6 +72,8 @@ class Plan:
     speech: SpeechInput
     face: FaceTrack
     size: int
+    fps: float
+    speech_frames: np.ndarray
     frame_index: np.ndarray
     transforms: np.ndarray
     driving: np.ndarray
@@ -85,7 +90,7 @@ class Plan:
     @property
     def voiced(self) -> np.ndarray:
         """Bool [T]: where someone speaks (elsewhere the mouth rests)."""
-        return self.speech.voiced
+        return self.speech.voiced[self.speech_frames]
 
 
 @dataclass
@@ -105,7 +110,7 @@ class Result:
     crops: np.ndarray
     audio: np.ndarray
     sample_rate: int
-    fps: int
+    fps: float
     plan: Plan
 
 
@@ -190,28 +195,35 @@ class TalkingFacePipeline:
         if progress:
             _status(f"the mouth follows: {speech.path}", ellipsis=False)
             _status(f"finding the face in {face}")
+        seconds = len(speech.audio) / timebase.SAMPLE_RATE
         track = load_face(
-            face, speech.num_frames, knobs.face_index, knobs.smoothing, knobs.max_side, progress=progress
+            face, seconds, knobs.face_index, knobs.smoothing, knobs.max_side, knobs.fps, progress=progress
         )
-        size = self.size
+        fps, size = track.fps, self.size
+        num_frames = timebase.num_frames_at(seconds, fps)
         transforms = estimate_crop_transform(track.landmarks, size)
-        if track.kind == "video":
-            transforms = smooth_transforms(transforms, PreprocessConfig.crop_smoothing)  # as in training
+        if track.kind == "video":  # as in training, over as long at the clip's rate
+            window = timebase.window_at(PreprocessConfig.crop_smoothing, fps)
+            transforms = smooth_transforms(transforms, window)
         own_all = transform_points(track.landmarks, transforms).astype(np.float32)
-        index = pingpong_indices(speech.num_frames, len(track))
+        index = pingpong_indices(num_frames, len(track))
         reference = self._reference_index(own_all, track.found)
         neutral = self._neutral_mouth(own_all, track.found)
         mouth = self._predict_mouth(speech, neutral, knobs.mouth_scale)
         speaking = rest_in_silence(mouth, neutral, speech.voiced)
+        if fps != timebase.FPS:  # stage 1 speaks at the models' rate; the video plays at its own
+            mouth, speaking = (timebase.resample_frames(m, num_frames, fps) for m in (mouth, speaking))
         own = own_all[index]
         driving = replace_mouth(own, speaking, neutral)
         if track.kind == "photo":
-            driving = photo_motion(driving, own_all[0], knobs.head_motion, knobs.blinks, knobs.seed)
+            driving = photo_motion(driving, own_all[0], knobs.head_motion, knobs.blinks, knobs.seed, fps)
         reference_crop = warp_to_crop(track.frames[reference], transforms[reference], size)
         return Plan(
             speech=speech,
             face=track,
             size=size,
+            fps=fps,
+            speech_frames=timebase.frames_under(num_frames, fps, speech.num_frames),
             frame_index=index,
             transforms=transforms[index],
             driving=driving,
@@ -343,7 +355,7 @@ class TalkingFacePipeline:
         chunks = list(self.render(plan, progress))
         frames = np.concatenate([c.frames for c in chunks])
         crops = np.concatenate([c.crops for c in chunks])
-        return Result(frames, crops, plan.speech.audio, timebase.SAMPLE_RATE, timebase.FPS, plan)
+        return Result(frames, crops, plan.speech.audio, timebase.SAMPLE_RATE, plan.fps, plan)
 
     def write(
         self,
@@ -365,7 +377,7 @@ class TalkingFacePipeline:
             speech = plan.speech.audio
             knobs = plan.options
             return write_video(
-                out, _even_sized(frames), timebase.FPS, speech, audio_file=audio, crf=knobs.crf,
+                out, _even_sized(frames), plan.fps, speech, audio_file=audio, crf=knobs.crf,
                 preset=knobs.preset,
             )  # fmt: skip
         finally:
