@@ -59,8 +59,13 @@ def _ffmpeg() -> str:
 
 
 def _frame_reader(path: Path, output_params: list[str] | None = None) -> Iterator:
+    import logging
+
     import imageio_ffmpeg
 
+    # ffmpeg turns a phone's portrait video upright as it decodes; imageio-ffmpeg then warns, on every read,
+    # that the frames' size is not the stored one. The frames are right: nothing to tell the user.
+    logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     return imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=output_params)

@@ -34,6 +34,24 @@ def test_frame_rate_is_resampled_to_the_pipeline_rate(tmp_path):
     assert len(media.read_video(path, fps=None)) == 60
 
 
+def test_a_phone_video_stored_on_its_side_is_read_upright_without_a_warning(tmp_path, caplog):
+    """Phones store portrait video as landscape frames plus a display rotation: ffmpeg applies it."""
+    import subprocess
+
+    frames = np.stack(_frames(5))
+    frames[:, :8, :8] = 255  # a white corner to follow: top-left of the stored frame
+    stored = media.write_video(tmp_path / "stored.mp4", frames, crf=0)
+    rotated = tmp_path / "rotated.mp4"
+    command = [media._ffmpeg(), "-v", "error", "-display_rotation", "90", "-i", str(stored), "-c", "copy"]
+    subprocess.run([*command, str(rotated)], check=True)
+    with caplog.at_level("WARNING"):
+        upright = media.read_video(rotated, fps=None)
+        info = media.probe_video(rotated)
+    assert (info.width, info.height) == (64, 80) and upright.shape == (5, 80, 64, 3)
+    assert upright[:, -8:, :8].mean() > 200  # a quarter turn anticlockwise: the corner is at the bottom left
+    assert not caplog.records
+
+
 def test_audio_of_any_rate_and_channels_comes_out_mono_16k(tmp_path):
     import soundfile
 
