@@ -287,3 +287,18 @@ def test_audio_that_ends_early_is_warned_about_and_used(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the whole file decodes without a word
         load_audio(whole)
+
+
+def test_a_clip_too_large_for_the_disk_is_refused_before_decoding(tmp_path, monkeypatch):
+    """Its frames are stored on disk while it plays: a full disk must be a clear message, not a crash."""
+    import shutil
+
+    clip = write_clip(tmp_path / "clip.mp4", 12, fps=25)
+    need = 12 * framed().nbytes  # every frame of the clip, as decoded
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=need // 2))
+    refused = r"clip\.mp4: 0\.5 s at 25 fps and 360x288 needs .* GB free: give --max_side or --fps"
+    with pytest.raises(MediaError, match=refused):
+        load_face(clip, 10.0)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=2 * need))
+    assert len(load_face(clip, 10.0)) == 12

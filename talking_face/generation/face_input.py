@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 
 from talking_face.datamodules import timebase
-from talking_face.datamodules.media import MediaError
+from talking_face.datamodules.media import MediaError, VideoInfo
 from talking_face.errors import InputError, InputWarning
 from talking_face.generation.checks import check_knobs
 
@@ -146,10 +146,11 @@ def load_face(
         landmarks = face.landmarks[None].astype(np.float32)
         return FaceTrack(path, "photo", image[None], landmarks, np.ones(1, bool), fps or timebase.FPS)
     try:
-        own_rate = probe_video(path).fps
+        info = probe_video(path)
     except MediaError as error:
         raise MediaError(f"{path}: not an image or a video that can be read") from error
-    fps = fps or own_rate
+    fps = fps or info.fps
+    _check_room(path, info, min(seconds, info.duration or seconds), fps, max_side)
     store = tempfile.TemporaryDirectory(prefix="talking-face-clip-")
     frames = iter_video_frames(path, fps)
     if max_side is not None:
@@ -185,6 +186,24 @@ def _detect_photo(image: np.ndarray, detector) -> list:
         box = tuple(float((v + 0.5) * scale - 0.5) for v in face.box)
         faces.append(FaceDetection(box, face.score, detector.fit(image, box)))
     return faces
+
+
+def _check_room(path: Path, info: VideoInfo, seconds: float, fps: float, max_side: int | None) -> None:
+    """Refuse, before decoding, a clip whose frames would not fit in the temporary folder (a memory map on a
+    full disk kills the process instead of raising)."""
+    import shutil
+
+    side = max(info.width, info.height)
+    scale = 1.0 if max_side is None or side <= max_side else max_side / side
+    needed = timebase.num_frames_at(seconds, fps) * round(info.width * scale) * round(info.height * scale) * 3
+    folder = tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free
+    if needed > 0.9 * free:
+        size = f"{info.width}x{info.height}"
+        raise MediaError(
+            f"{path}: {seconds:.1f} s at {fps:g} fps and {size} needs {needed / 1e9:.1f} GB in {folder}, "
+            f"{free / 1e9:.1f} GB free: give --max_side or --fps, or set TMPDIR to a larger disk"
+        )
 
 
 def _store_frames(frames, max_frames: int, folder: Path) -> np.ndarray:
