@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from nltk.tag.perceptron import PerceptronTagger
 
 __all__ = [
+    "BILABIALS",
     "PAD_ID",
     "PHONEMES",
     "SIL_ID",
@@ -67,6 +68,9 @@ PHONEMES: tuple[str, ...] = (
 
 VOCAB: tuple[str, ...] = ("<pad>", "sil", *PHONEMES)
 """Token vocabulary: index = phoneme id. ``<pad>`` pads batches, ``sil`` marks silence."""
+
+BILABIALS: tuple[str, ...] = ("P", "B", "M")
+"""The phonemes said with the lips pressed together."""
 
 PAD_ID: int = 0
 SIL_ID: int = 1

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from talking_face.datamodules.faces.mouth import mouth_opening
+from talking_face.datamodules.phonemes import phoneme_id
+from talking_face.generation.motion import close_on_bilabials
 from talking_face.generation.mouth_calibration import closed_mouth
 
 
@@ -32,6 +34,26 @@ def test_an_open_mouth_closes_to_the_gap_and_keeps_its_corners(tilt):
     lower_moved = closed[9] - mouth[9]  # 57: up
     down = np.array([-np.sin(tilt), np.cos(tilt)])
     assert upper_moved @ down > 2 and lower_moved @ down < -2
+
+
+@pytest.mark.parametrize("scale", [0.01, 0.1, 1.0])
+def test_the_closing_is_exact_in_any_units(scale):
+    """A gap smaller than one unit (a face-normalised mouth, or a crop-pixel mouth nearly shut) closes to
+    the gap asked for, not past it."""
+    mouth = _mouth(gap=3.0) * scale
+    closed = closed_mouth(mouth, gap=0.5 * scale)
+    assert mouth_opening(closed) == pytest.approx(0.5 * scale, rel=0.02)
+
+
+def test_lips_meet_on_p_b_m_and_only_there():
+    """``close_on_bilabials``: the frames of p, b and m close to the gap asked for, the frames either side
+    half way, and every other frame keeps its mouth."""
+    ids = np.array([phoneme_id(p) for p in ["AA", "AA", "AA", "M", "B", "AA", "AA", "AA", "P", "AA", "AA"]])
+    mouth = np.broadcast_to(_mouth(gap=6.0), (len(ids), 20, 2)).astype(np.float32)
+    opening = mouth_opening(close_on_bilabials(mouth, ids, closed_gap=1.0))
+    np.testing.assert_allclose(opening[[3, 4, 8]], 1.0, atol=0.05)
+    np.testing.assert_allclose(opening[[2, 5, 7, 9]], 3.5, atol=0.05)  # half way from 6 to 1
+    np.testing.assert_allclose(opening[[0, 1, 6, 10]], 6.0, atol=1e-4)
 
 
 def test_a_closed_mouth_is_left_alone():

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from talking_face.datamodules.phonemes import BILABIALS
 from talking_face.generation.lip_sync import MIN_FRAMES, correlation
 from talking_face.shapes import check_shape
 
@@ -30,7 +31,6 @@ __all__ = ["ARTICULATION_KEYS", "BILABIALS", "OPEN_VOWELS", "OPENNESS", "articul
 ARTICULATION_KEYS = ("bilabial_ratio", "openness_corr", "gap_spread", "bilabial_frames", "open_frames")
 """What ``articulation`` returns, in order."""
 
-BILABIALS = ("P", "B", "M")
 OPEN_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY")
 
 OPENNESS: dict[str, float] = {

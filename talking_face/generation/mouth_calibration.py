@@ -57,6 +57,8 @@ def closed_mouth(mouth: np.ndarray, gap: float) -> np.ndarray:
         moved[_LOWER] -= (amount / 2) * weight[_LOWER, None] * down
         return moved
 
-    # the opening falls linearly with the closing until the lips meet: one secant step finds the amount
-    slope = (opening - float(mouth_opening(closing(1.0)))) / 1.0
+    # the opening falls linearly with the closing until the lips meet: one secant step that stops short of
+    # their meeting (no point moves by more than the amount) finds the amount, in any units
+    step = opening / 2
+    slope = (opening - float(mouth_opening(closing(step)))) / step
     return closing((opening - gap) / slope).astype(np.float32)

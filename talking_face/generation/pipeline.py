@@ -10,9 +10,10 @@ Steps (``prepare`` then ``render``):
    voice activity (none at all where no speech was found: the mouth rests);
 2. face (``face_input``): full frames, tracked landmarks, a similarity crop per frame (the preprocessing's);
 3. stage 1 predicts the mouth in the face-normalised frame from the person's neutral mouth; it is retargeted
-   to the person's mouth, eased to rest in pauses, and put into the face (``motion``): a photo gets gentle
-   head motion and blinks, a clip keeps its own motion (looped back and forth, or cut, to the speech) and its
-   own frame rate: stage 1 speaks at 25 fps and its mouth is read at the clip's frame times;
+   to the person's mouth, its lips meet on p, b and m where the phones are known, it is eased to rest in
+   pauses, and put into the face (``motion``): a photo gets gentle head motion and blinks, a clip keeps its
+   own motion (looped back and forth, or cut, to the speech) and its own frame rate: stage 1 speaks at 25
+   fps and its mouth is read at the clip's frame times;
 4. Face2Vid renders the crops autoregressively (``rollout``), chunk by chunk with its previous frames carried
    across the chunk borders (chunked = one go, bounded memory); each output frame is the source (the photo,
    or the clip frame under it) warped at its own resolution to the driving landmarks, with Face2Vid's pixels
@@ -251,7 +252,8 @@ class TalkingFacePipeline:
     def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
         from talking_face.datamodules.audio_features import log_mel
         from talking_face.datamodules.faces.alignment import face_normalise, pixels_per_unit
-        from talking_face.generation.motion import retarget_mouth
+        from talking_face.datamodules.faces.mouth import mouth_opening
+        from talking_face.generation.motion import close_on_bilabials, retarget_mouth
         from talking_face.generation.mouth_calibration import CLOSED_GAP, closed_mouth
 
         size = self.size
@@ -263,7 +265,10 @@ class TalkingFacePipeline:
             mouth_reference=torch.from_numpy(reference)[None], audio_features=features, phoneme_ids=ids
         )
         predicted = prediction.mouth[0].float().cpu().numpy()
-        return retarget_mouth(predicted, reference, neutral, size, mouth_scale)
+        mouth = retarget_mouth(predicted, reference, neutral, size, mouth_scale)
+        if speech.phoneme_ids is None:  # the sound alone: no phones to say where the lips must meet
+            return mouth
+        return close_on_bilabials(mouth, speech.phoneme_ids, float(mouth_opening(neutral)))
 
     # --- rendering ------------------------------------------------------------------------------------
 
