@@ -284,13 +284,14 @@ def test_a_dubbed_clip_keeps_its_size_and_its_own_frames_outside_the_mouth(pipel
         np.testing.assert_array_equal(result.frames[t][~region], source[~region])
 
 
-def test_a_clip_at_30_fps_is_dubbed_at_30_fps_frame_for_frame(pipeline, speech, tmp_path):
+def test_a_clip_at_30_fps_is_dubbed_at_30_fps_frame_for_frame(pipeline, speech, tmp_path, capsys):
     """A camera clip keeps its own frame rate: each output frame is the clip's own frame at that time (none
     dropped or repeated, as resampling 30 to 25 fps would), with the mouth that stage 1 says there."""
     from talking_face.datamodules.media import probe_video, read_video
 
     clip = write_clip(tmp_path / "clip30.mp4", 30, fps=30)
-    plan = pipeline.prepare(clip, speech)
+    plan = pipeline.prepare(clip, speech, progress=True)
+    assert "the video: 24 frames at 30 fps" in capsys.readouterr().err  # said while preparing
     seconds = 20 / 25  # the speech
     assert plan.fps == 30 and plan.num_frames == 24 == round(seconds * 30)
     np.testing.assert_array_equal(plan.frame_index, np.arange(24))  # the clip's frames in order, each once

@@ -202,6 +202,8 @@ class TalkingFacePipeline:
         )
         fps, size = track.fps, self.size
         num_frames = timebase.num_frames_at(seconds, fps)
+        if progress:
+            _status(f"the video: {num_frames} frames at {fps:g} fps", ellipsis=False)
         transforms = estimate_crop_transform(track.landmarks, size)
         if track.kind == "video":  # as in training, over as long at the clip's rate
             window = timebase.window_at(PreprocessConfig.crop_smoothing, fps)
