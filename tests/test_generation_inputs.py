@@ -302,3 +302,19 @@ def test_a_clip_too_large_for_the_disk_is_refused_before_decoding(tmp_path, monk
         load_face(clip, 10.0)
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=2 * need))
     assert len(load_face(clip, 10.0)) == 12
+
+
+def test_a_clip_whose_stated_frame_rate_is_unusable_plays_at_25_fps(tmp_path, monkeypatch):
+    """A variable-rate stream can state its timebase (1000, 90000) as its rate: it would take forever."""
+    from dataclasses import replace
+
+    from talking_face.datamodules import media
+
+    clip = write_clip(tmp_path / "clip.mp4", 12, fps=30)
+    probe = media.probe_video
+    monkeypatch.setattr(media, "probe_video", lambda path: replace(probe(path), fps=90000.0))
+    with pytest.warns(UserWarning, match=r"clip\.mp4: its frame rate reads 90000 fps; playing it at 25 fps"):
+        track = load_face(clip, 1.0, fps=None)  # its own rate, as generate asks
+    assert track.fps == 25 and len(track) == 10  # 0.4 s of clip at 25 fps
+    monkeypatch.undo()
+    assert load_face(clip, 1.0, fps=None).fps == 30

@@ -23,7 +23,7 @@ import numpy as np
 from talking_face.datamodules import timebase
 from talking_face.datamodules.media import MediaError, VideoInfo
 from talking_face.errors import InputError, InputWarning
-from talking_face.generation.checks import check_knobs
+from talking_face.generation.checks import KNOB_RANGES, check_knobs
 
 __all__ = ["DETECT_SIDE", "MIN_FACE_WIDTH", "FaceError", "FaceTrack", "load_face"]
 
@@ -149,7 +149,7 @@ def load_face(
         info = probe_video(path)
     except MediaError as error:
         raise MediaError(f"{path}: not an image or a video that can be read") from error
-    fps = fps or info.fps
+    fps = fps or _own_rate(path, info.fps)
     _check_room(path, info, min(seconds, info.duration or seconds), fps, max_side)
     store = tempfile.TemporaryDirectory(prefix="talking-face-clip-")
     frames = iter_video_frames(path, fps)
@@ -186,6 +186,20 @@ def _detect_photo(image: np.ndarray, detector) -> list:
         box = tuple(float((v + 0.5) * scale - 0.5) for v in face.box)
         faces.append(FaceDetection(box, face.score, detector.fit(image, box)))
     return faces
+
+
+def _own_rate(path: Path, fps: float) -> float:
+    """The clip's own frame rate, or the models' (with a warning) where the file states an unusable one (a
+    variable-rate stream can report its timebase, 1000 or 90000)."""
+    low, high = KNOB_RANGES["fps"]
+    if low <= fps <= high:
+        return fps
+    warnings.warn(
+        f"{path}: its frame rate reads {fps:g} fps; playing it at {timebase.FPS} fps (another: --fps)",
+        InputWarning,
+        stacklevel=3,
+    )
+    return timebase.FPS
 
 
 def _check_room(path: Path, info: VideoInfo, seconds: float, fps: float, max_side: int | None) -> None:
