@@ -17,7 +17,7 @@ import pytest
 import torch
 from generation_media import photo_file, spoken, write_clip, write_speech
 
-from talking_face.datamodules.faces.alignment import TEMPLATE_68, template_points
+from talking_face.datamodules.faces.alignment import TEMPLATE_68, pixels_per_unit, template_points
 from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
 from talking_face.generation.full_resolution import (
     mouth_interior,
@@ -25,6 +25,7 @@ from talking_face.generation.full_resolution import (
     render_frame,
     warp_field,
 )
+from talking_face.generation.mouth_calibration import CLOSED_GAP
 from talking_face.generation.pipeline import TalkingFacePipeline
 from talking_face.lightning_modules.rollout import FrameRollout, generate_video
 
@@ -139,28 +140,32 @@ def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
     assert new.sum() > 0.9 * inside.sum()
 
 
-def test_lips_that_close_over_a_smile_hide_its_teeth():
+@pytest.mark.parametrize("gap", [0.0, CLOSED_GAP * pixels_per_unit(128)], ids=["touching", "closed gap"])
+def test_lips_that_close_over_a_smile_hide_its_teeth(gap):
     """Between the 68 points a spline lets the source's inside through a closing mouth in a wave; the lips'
-    triangles map each driving lip onto the source's lip, so lips that meet show no tooth."""
+    triangles map each driving lip onto the source's lip, so lips that meet show no tooth. Stage 1's closed
+    mouth keeps a sliver of a gap (``CLOSED_GAP``, a few pixels of a large photo): it reads the upper lip,
+    not the teeth behind it. The photo here is 4x the crop, as a portrait is."""
     import cv2
 
-    size = 128
-    smiling = _open_mouth(_face(size), 8.0)  # the source shows its inside: 8 px of teeth
-    image = np.random.default_rng(2).integers(40, 160, (size, size, 3), dtype=np.uint8)
-    teeth = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(teeth, [np.round(smiling[60:68] * 16).astype(np.int32)], 1, shift=4)
+    size, scale = 128, 4
+    to_crop = np.eye(2, 3) / scale  # frame pixels -> crop pixels
+    smiling = _open_mouth(_face(size), 8.0)  # the source shows its inside: 8 crop px of teeth
+    image = np.random.default_rng(2).integers(40, 160, (size * scale, size * scale, 3), dtype=np.uint8)
+    teeth = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(teeth, [np.round(smiling[60:68] * scale * 16).astype(np.int32)], 1, shift=4)
     image[cv2.erode(teeth, np.ones((3, 3), np.uint8)) > 0] = 255  # white teeth inside the inner lip line
     closed = smiling.copy()
-    closed[[65, 66, 67]] = closed[[63, 62, 61]]  # the lower inner lip up onto the upper one
+    closed[[65, 66, 67]] = closed[[63, 62, 61]] + [0, gap]  # the lower inner lip up to the upper one
     closed[[55, 56, 57, 58, 59], 1] -= smiling[66, 1] - closed[66, 1]  # the lower lip follows
-    out = render_frame(image, np.eye(2, 3), warp_field(closed, smiling, size))
-    mouth = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mouth, [np.round(closed[48:60] * 16).astype(np.int32)], 1, shift=4)
-    assert mouth.sum() > 100
+    out = render_frame(image, to_crop, warp_field(closed, smiling, size))
+    mouth = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mouth, [np.round(closed[48:60] * scale * 16).astype(np.int32)], 1, shift=4)
+    assert mouth.sum() > 100 * scale**2
     white = (out.min(-1) > 200) & (mouth > 0)  # the teeth's colour inside the closed lips
-    assert white.sum() <= 2, f"{white.sum()} tooth pixels between closed lips"
-    opened = render_frame(image, np.eye(2, 3), warp_field(smiling, smiling, size))
-    assert ((opened.min(-1) > 200) & (mouth > 0)).sum() > 50  # the source shows them: the test can see teeth
+    assert white.sum() <= 2 * scale, f"{white.sum()} tooth pixels between closed lips"
+    opened = render_frame(image, to_crop, warp_field(smiling, smiling, size))
+    assert ((opened.min(-1) > 200) & (mouth > 0)).sum() > 50 * scale**2  # the test can see the teeth
 
 
 # --- measuring flicker inside the mouth ---------------------------------------------------------------------

@@ -46,7 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from talking_face.datamodules.faces.alignment import pixels_per_unit
 from talking_face.datamodules.faces.landmark_scheme import STABLE
+from talking_face.generation.mouth_calibration import CLOSED_GAP
 from talking_face.shapes import check_shape
 
 __all__ = ["LipMap", "WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
@@ -70,6 +72,13 @@ _LIP_TRIANGLES = np.array(
 )  # fmt: skip
 """The lips and the mouth's inside as triangles of the 68 points (``LipMap``), lips first: where a pinched
 driving mouth folds the inside over a lip, the lip wins."""
+
+_INSIDE_TRIANGLES = 6
+"""The last triangles of ``_LIP_TRIANGLES``: the mouth's inside."""
+
+_UPPER_LIP_MIDDLE = np.array([(60, 49), (61, 50), (62, 51), (63, 52), (64, 53), (63, 52), (62, 51), (61, 50)])
+"""For each inner lip point 60-67, the inner and outer points of the upper lip whose middle it reads once the
+mouth is shut over a source that shows its inside."""
 
 _TOUCHING = ((61, 67), (62, 66), (63, 65), (37, 41), (38, 40), (43, 47), (44, 46))
 """Upper/lower pairs of the inner lips and the eyelids: where they meet in the driving landmarks, two points
@@ -243,7 +252,9 @@ def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
     """The lips' triangles from ``target`` to ``source`` [68, 2]. As the driving mouth closes from half the
     source's gap to shut, the source's inner lip line is read up to a pixel (of a 128-px crop) into the lip,
     so lips that meet read lip, not its edge blended with the teeth behind it; an open mouth reads the line
-    itself (a moving offset would slide the lips' texture)."""
+    itself (a moving offset would slide the lips' texture). A closed mouth keeps a sliver of a gap (stage 1's
+    ``CLOSED_GAP``, a few pixels of a large photo): from twice that gap to it, the inside's corners move
+    onto the middle of the upper lip, so the sliver reads lip, not a line of the teeth a smile shows."""
     source = np.array(source, np.float64, copy=True)
     closing = np.clip(2 * (1 - _lip_gap(target) / max(_lip_gap(source), 1e-6)) - 1, 0.0, 1.0)
     closing = closing * closing * (3 - 2 * closing)  # from half the source's gap to closed, smoothly
@@ -251,7 +262,14 @@ def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
     thickness = np.linalg.norm(source[outer] - source[inner], axis=1, keepdims=True)
     into_lip = (source[outer] - source[inner]) / np.maximum(thickness, 1e-6)
     source[inner] += into_lip * np.minimum(closing * size / 128, thickness / 4)
-    return LipMap(target[_LIP_TRIANGLES], source[_LIP_TRIANGLES])
+    corners = source[_LIP_TRIANGLES]
+    closed = CLOSED_GAP * pixels_per_unit(size)
+    shut = np.clip(2 - _lip_gap(target) / closed, 0.0, 1.0)  # 1 at the closed gap, 0 from twice it
+    if shut > 0 and _lip_gap(source) > 2 * closed:  # what the source shows inside would peek through
+        inside = slice(len(_LIP_TRIANGLES) - _INSIDE_TRIANGLES, None)
+        facing = source[_UPPER_LIP_MIDDLE].mean(1)[_LIP_TRIANGLES[inside] - 60]  # each corner's upper lip
+        corners[inside] += shut * (facing - corners[inside])
+    return LipMap(target[_LIP_TRIANGLES], corners)
 
 
 def mouth_interior(target: np.ndarray, size: int, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
