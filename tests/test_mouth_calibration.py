@@ -8,7 +8,7 @@ import pytest
 from talking_face.datamodules.faces.mouth import mouth_opening
 from talking_face.datamodules.phonemes import phoneme_id
 from talking_face.generation.motion import close_on_bilabials
-from talking_face.generation.mouth_calibration import closed_mouth
+from talking_face.generation.mouth_calibration import UPPER_SHARE, closed_mouth
 
 
 def _mouth(gap: float, tilt: float = 0.0) -> np.ndarray:
@@ -34,6 +34,9 @@ def test_an_open_mouth_closes_to_the_gap_and_keeps_its_corners(tilt):
     lower_moved = closed[9] - mouth[9]  # 57: up
     down = np.array([-np.sin(tilt), np.cos(tilt)])
     assert upper_moved @ down > 2 and lower_moved @ down < -2
+    # the lower lip, on the jaw, makes most of the closing: the skin under the nose is not stretched
+    lower_share = 1 - UPPER_SHARE
+    assert -(lower_moved @ down) == pytest.approx(lower_share / UPPER_SHARE * (upper_moved @ down), rel=0.01)
 
 
 @pytest.mark.parametrize("scale", [0.01, 0.1, 1.0])

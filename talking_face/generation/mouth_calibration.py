@@ -18,11 +18,15 @@ from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_MOUTH
 from talking_face.datamodules.faces.mouth import mouth_opening
 from talking_face.shapes import check_shape
 
-__all__ = ["CLOSED_GAP", "closed_mouth"]
+__all__ = ["CLOSED_GAP", "UPPER_SHARE", "closed_mouth"]
 
 CLOSED_GAP = 0.02
 """Inner-lip gap (inter-ocular units, ``mouth_opening`` of a face-normalised mouth) above which a neutral
 mouth counts as open and is closed to this gap; closed-mouth photos measured 0.008-0.011."""
+
+UPPER_SHARE = 0.25
+"""How much of a closing the upper lip makes (the lower lip, on the jaw, makes the rest): moved as far as the
+lower one, the upper lip of a closing smile stretched the skin under the nose into streaks."""
 
 _UPPER = np.array([49, 50, 51, 52, 53, 61, 62, 63]) - MOUTH.start
 _LOWER = np.array([55, 56, 57, 58, 59, 65, 66, 67]) - MOUTH.start
@@ -31,9 +35,9 @@ _LOWER = np.array([55, 56, 57, 58, 59, 65, 66, 67]) - MOUTH.start
 def closed_mouth(mouth: np.ndarray, gap: float) -> np.ndarray:
     """``mouth`` [20, 2] with its lips brought together until ``mouth_opening`` is ``gap`` (same units).
 
-    The upper lip moves down and the lower lip up by half the closing each, weighted by how far a point lies
-    from the corners (1 in the middle, 0 at the corners, which stay). A mouth already at most ``gap`` open
-    comes back unchanged.
+    The upper lip moves down by ``UPPER_SHARE`` of the closing and the lower lip up by the rest, weighted by
+    how far a point lies from the corners (1 in the middle, 0 at the corners, which stay). A mouth already at
+    most ``gap`` open comes back unchanged.
     """
     mouth = np.asarray(mouth, np.float64)
     check_shape(mouth, f"{NUM_MOUTH} 2", "mouth")
@@ -53,8 +57,8 @@ def closed_mouth(mouth: np.ndarray, gap: float) -> np.ndarray:
 
     def closing(amount: float) -> np.ndarray:
         moved = mouth.copy()
-        moved[_UPPER] += (amount / 2) * weight[_UPPER, None] * down
-        moved[_LOWER] -= (amount / 2) * weight[_LOWER, None] * down
+        moved[_UPPER] += UPPER_SHARE * amount * weight[_UPPER, None] * down
+        moved[_LOWER] -= (1 - UPPER_SHARE) * amount * weight[_LOWER, None] * down
         return moved
 
     # the opening falls linearly with the closing until the lips meet: one secant step that stops short of
