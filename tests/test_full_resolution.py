@@ -17,7 +17,7 @@ import pytest
 import torch
 from generation_media import photo_file, spoken, write_clip, write_speech
 
-from talking_face.datamodules.faces.alignment import TEMPLATE_68, pixels_per_unit, template_points
+from talking_face.datamodules.faces.alignment import TEMPLATE_68, template_points
 from talking_face.generation.checkpoints import load_mouth_predictor, shipped_checkpoint
 from talking_face.generation.full_resolution import (
     mouth_interior,
@@ -25,7 +25,7 @@ from talking_face.generation.full_resolution import (
     render_frame,
     warp_field,
 )
-from talking_face.generation.mouth_calibration import CLOSED_GAP
+from talking_face.generation.mouth_calibration import closed_gap
 from talking_face.generation.pipeline import TalkingFacePipeline
 from talking_face.lightning_modules.rollout import FrameRollout, generate_video
 
@@ -140,7 +140,7 @@ def test_network_pixels_only_where_the_source_shows_no_mouth_inside():
     assert new.sum() > 0.9 * inside.sum()
 
 
-@pytest.mark.parametrize("gap", [0.0, CLOSED_GAP * pixels_per_unit(128)], ids=["touching", "closed gap"])
+@pytest.mark.parametrize("gap", [0.0, closed_gap(128)], ids=["touching", "closed gap"])
 def test_lips_that_close_over_a_smile_hide_its_teeth(gap):
     """Between the 68 points a spline lets the source's inside through a closing mouth in a wave; the lips'
     triangles map each driving lip onto the source's lip, so lips that meet show no tooth. Stage 1's closed

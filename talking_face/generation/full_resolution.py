@@ -46,9 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talking_face.datamodules.faces.alignment import pixels_per_unit
 from talking_face.datamodules.faces.landmark_scheme import STABLE
-from talking_face.generation.mouth_calibration import CLOSED_GAP
+from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
+from talking_face.generation.mouth_calibration import closed_gap
 from talking_face.shapes import check_shape
 
 __all__ = ["LipMap", "WarpField", "mouth_interior", "newly_visible", "render_frame", "warp_field"]
@@ -183,8 +183,8 @@ def _separate(points: np.ndarray, min_gap: float) -> np.ndarray:
 
 
 def _lip_gap(points: np.ndarray) -> float:
-    """Mean distance between the inner lips' upper/lower pairs of ``points`` [68, 2] (crop pixels)."""
-    return float(np.mean([np.linalg.norm(points[lower] - points[upper]) for upper, lower in _TOUCHING[:3]]))
+    """The inner lips' gap (``mouth_opening``) of ``points`` [68, 2] (crop pixels)."""
+    return float(mouth_opening(mouth_points(points)))
 
 
 def _ellipse(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +263,7 @@ def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
     into_lip = (source[outer] - source[inner]) / np.maximum(thickness, 1e-6)
     source[inner] += into_lip * np.minimum(closing * size / 128, thickness / 4)
     corners = source[_LIP_TRIANGLES]
-    closed = CLOSED_GAP * pixels_per_unit(size)
+    closed = closed_gap(size)
     shut = np.clip(2 - _lip_gap(target) / closed, 0.0, 1.0)  # 1 at the closed gap, 0 from twice it
     if shut > 0 and _lip_gap(source) > 2 * closed:  # what the source shows inside would peek through
         inside = slice(len(_LIP_TRIANGLES) - _INSIDE_TRIANGLES, None)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from talking_face.datamodules.faces.alignment import pixels_per_unit
 from talking_face.datamodules.faces.landmark_scheme import MOUTH, NUM_MOUTH
 from talking_face.datamodules.faces.mouth import mouth_opening
 from talking_face.shapes import check_shape
 
-__all__ = ["CLOSED_GAP", "UPPER_SHARE", "closed_mouth"]
+__all__ = ["CLOSED_GAP", "UPPER_SHARE", "closed_gap", "closed_mouth"]
 
 CLOSED_GAP = 0.02
 """Inner-lip gap (inter-ocular units, ``mouth_opening`` of a face-normalised mouth) above which a neutral
@@ -30,6 +31,11 @@ lower one, the upper lip of a closing smile stretched the skin under the nose in
 
 _UPPER = np.array([49, 50, 51, 52, 53, 61, 62, 63]) - MOUTH.start
 _LOWER = np.array([55, 56, 57, 58, 59, 65, 66, 67]) - MOUTH.start
+
+
+def closed_gap(crop_size: int) -> float:
+    """``CLOSED_GAP`` in the crop pixels of a ``crop_size`` crop: the gap a closed mouth keeps there."""
+    return CLOSED_GAP * pixels_per_unit(crop_size)
 
 
 def closed_mouth(mouth: np.ndarray, gap: float) -> np.ndarray:

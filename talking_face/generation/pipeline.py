@@ -253,13 +253,13 @@ class TalkingFacePipeline:
 
     def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
         from talking_face.datamodules.audio_features import log_mel
-        from talking_face.datamodules.faces.alignment import face_normalise, pixels_per_unit
+        from talking_face.datamodules.faces.alignment import face_normalise
         from talking_face.datamodules.faces.mouth import mouth_opening
         from talking_face.generation.motion import close_on_bilabials, retarget_mouth
-        from talking_face.generation.mouth_calibration import CLOSED_GAP, closed_mouth
+        from talking_face.generation.mouth_calibration import closed_gap, closed_mouth
 
         size = self.size
-        neutral = closed_mouth(neutral, CLOSED_GAP * pixels_per_unit(size))  # an open smile still closes
+        neutral = closed_mouth(neutral, closed_gap(size))  # an open smile still closes
         reference = face_normalise(neutral, size).astype(np.float32)
         features = torch.from_numpy(log_mel(speech.audio, speech.num_frames))[None]
         ids = None if speech.phoneme_ids is None else torch.from_numpy(speech.phoneme_ids)[None]
