@@ -247,7 +247,6 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
     torch.set_num_threads(1)
     from generate_speed import Stopwatch
 
-    from talking_face.datamodules import timebase
     from talking_face.datamodules.media import iter_video_frames, write_video
     from talking_face.datamodules.phonemes import VOCAB
     from talking_face.generation.full_resolution import render_frame, warp_field
@@ -310,7 +309,7 @@ def run_case(name: str, face: Path, renderer: str, root: Path, out: Path) -> dic
         "sheet": sheet,
     }
     sources = (np.asarray(plan.face.frames[i]) for i in plan.frame_index)
-    reference = write_video(out / f"{slug}_{renderer}_source.mp4", _even_sized(sources), timebase.FPS)
+    reference = write_video(out / f"{slug}_{renderer}_source.mp4", _even_sized(sources), plan.fps)
     dlib = _Dlib()
     detail, ceiling, gaps, found_out, found_src, distances, id_ceiling = [], [], [], [], [], [], []
     own: dict[int, np.ndarray | None] = {}  # descriptor of each source frame, found the same way
