@@ -1,7 +1,7 @@
 """Articulation on real voices (issue 13): do the lips close for p/b/m and open with the vowels?
 
     python benchmarks/articulation.py [--material outputs/material] [--faces grace_hopper astronaut luispedro]
-        [--modes audio recognised both text] [--render_utterances 2] [--out outputs/benchmarks]
+        [--modes audio phones recognised both text] [--render_utterances 2] [--out outputs/benchmarks]
 
 Real read speech the project never heard, from the pocketsphinx 5.1.1 **source** distribution (fetched once
 with ``pip download --no-deps --no-binary pocketsphinx pocketsphinx==5.1.1`` into ``--material``; the product
@@ -10,7 +10,9 @@ five card names of another speaker (``test/data/cards``) and ``goforward.raw`` (
 
 Every utterance drives the shipped checkpoints through ``TalkingFacePipeline`` on each face, in each mode:
 
-- ``audio``: the recording alone (no recognition);
+- ``audio``: the recording alone (no recognition, ``recognise="off"``);
+- ``phones``: the recording + the phones pocketsphinx's acoustic model hears in it, with no words
+  (``recognise="phones"``);
 - ``recognised``: the recording, text recognised from it when the pipeline can (what ``generate --audio``
   does); the column ``taken`` says which path the pipeline took;
 - ``both``: the recording + its true transcript (forced alignment);
@@ -44,7 +46,8 @@ import numpy as np
 
 SDIST = "pocketsphinx-5.1.1"
 FACES = ("grace_hopper", "astronaut", "luispedro")
-MODES = ("audio", "recognised", "both", "text")
+MODES = ("audio", "phones", "recognised", "both", "text")
+RECOGNISE = {"audio": "off", "phones": "phones", "recognised": "words"}
 
 
 @dataclass
@@ -129,30 +132,40 @@ def phone_error(reference: list[str], hypothesis: list[str]) -> float:
 
 def recognition(utts: list[Utterance]) -> dict:
     """Recognition + alignment of every utterance: seconds (wall and CPU) per second of speech, word and
-    phone error."""
+    phone error; and the phone error and CPU time of the phones heard without words."""
     from talking_face.datamodules import timebase
     from talking_face.datamodules.forced_aligner import force_align
-    from talking_face.datamodules.speech_recognition import recognise
+    from talking_face.datamodules.speech_recognition import hear_phones, recognise
 
     recognise(utts[0].audio[: timebase.SAMPLE_RATE], timebase.SAMPLE_RATE)  # loads the language model
     seconds, cpu, speech, errors, words, rows = 0.0, 0.0, 0.0, 0.0, 0, []
+    heard_cpu, heard_errors = 0.0, 0.0
     for utt in utts:
         started = time.process_time()
         found = recognise(utt.audio, timebase.SAMPLE_RATE)
         cpu += time.process_time() - started
         truth = force_align(utt.audio, timebase.SAMPLE_RATE, utt.text)
-        per = phone_error([p.label for p in truth.phonemes], [p.label for p in found.phonemes])
+        started = time.process_time()
+        heard = hear_phones(utt.audio, timebase.SAMPLE_RATE)
+        heard_cpu += time.process_time() - started
+        true_phones = [p.label for p in truth.phonemes]
+        per = phone_error(true_phones, [p.label for p in found.phonemes])
+        heard_per = phone_error(true_phones, [p.label for p in heard])
         wer = phone_error(utt.text.split(), found.text.split())  # the same edit distance, over words
         seconds += found.seconds
         speech += utt.audio.size / timebase.SAMPLE_RATE
         errors += per * len([p for p in truth.phonemes if p.label != "sil"])
+        heard_errors += heard_per * len([p for p in truth.phonemes if p.label != "sil"])
         words += len([p for p in truth.phonemes if p.label != "sil"])
         rows.append({"utterance": utt.name, "truth": utt.text, "recognised": found.text,
-                     "confidence": found.confidence, "phone_error": per, "word_error": wer})  # fmt: skip
+                     "confidence": found.confidence, "phone_error": per, "word_error": wer,
+                     "heard_phone_error": heard_per})  # fmt: skip
     return {
         "recognise_rtf": seconds / speech,
         "recognise_cpu_rtf": cpu / speech,
         "phone_error": errors / words,
+        "heard_cpu_rtf": heard_cpu / speech,
+        "heard_phone_error": heard_errors / words,
         "utterances": rows,
     }
 
@@ -185,7 +198,7 @@ def prepare(pipeline, face: Path, utterance: Utterance, mode: str):
         if mode == "both":
             kwargs["text"] = utterance.text
         else:
-            kwargs["recognise"] = mode == "recognised"
+            kwargs["recognise"] = RECOGNISE[mode]
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -209,7 +222,7 @@ def run(args: argparse.Namespace) -> dict:
     photos = {p.name: p.file() for p in packaged_photos()}
     faces = [f for f in args.faces if f in photos]
     pipeline = TalkingFacePipeline.from_checkpoints(args.landmarks_checkpoint, args.face2vid_checkpoint)
-    recognised = recognition(utts) if "recognised" in args.modes else None
+    recognised = recognition(utts) if {"phones", "recognised"} & set(args.modes) else None
     speech_seconds = sum(u.audio.size for u in utts) / 16_000
     references: dict[str, list[str]] = {}
     align_seconds = 0.0
@@ -222,7 +235,7 @@ def run(args: argparse.Namespace) -> dict:
                 plan, seconds, notes = prepare(pipeline, photos[face], utt, mode)
                 prepare_seconds += seconds
                 spoken += plan.num_frames / plan.fps
-                taken.append(plan.speech.mode)
+                taken.append(plan.speech.text_source or plan.speech.mode)
                 taken_log.append(
                     {
                         "mode": mode,
@@ -294,7 +307,9 @@ def markdown(result: dict) -> str:
         lines.append(
             f"Recognition + alignment: {found['recognise_rtf']:.2f} s per second of speech "
             f"({found['recognise_cpu_rtf']:.2f} s of CPU), phone error "
-            f"{100 * found['phone_error']:.1f} % against the aligned true transcript."
+            f"{100 * found['phone_error']:.1f} % against the aligned true transcript. Phones heard without "
+            f"words: {found['heard_cpu_rtf']:.2f} s of CPU per second of speech, phone error "
+            f"{100 * found['heard_phone_error']:.1f} %."
         )
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,10 @@ explain read speech well; on music (a saxophone, a band) the recogniser still fi
 they fit overlaps casual speech (``benchmarks/README.md``), so whether anyone speaks at all is
 ``datamodules.speech_detection``'s call, not the recogniser's.
 
+``hear_phones`` is for speech whose words the recogniser cannot know (another language, made-up names): the
+acoustic model's free phone loop, with no words, places about half the phones right, and that is enough to
+close the lips on p, b and m in clean speech; in noise it is no better than the sound alone.
+
 ``Recognition.confidence`` is the forced aligner's goodness-of-pronunciation score of the recognised words
 (see ``forced_aligner``): 0 when nothing was recognised. The caller decides what to trust
 (``talking_face.generation.speech_input``).
@@ -28,7 +32,7 @@ import numpy as np
 
 from talking_face.datamodules.segments import Segment
 
-__all__ = ["Recognition", "recognise"]
+__all__ = ["Recognition", "hear_phones", "recognise"]
 
 _LOCK = threading.Lock()
 _DITHER_LSB = 2.0
@@ -87,9 +91,7 @@ def recognise(audio: np.ndarray, sample_rate: int) -> Recognition:
     from talking_face.datamodules.forced_aligner import ALIGN_SAMPLE_RATE, _to_int16_16k, force_align
 
     started = time.perf_counter()
-    pcm = _to_int16_16k(audio, sample_rate)
-    noise = np.random.default_rng(0).normal(0.0, _DITHER_LSB / 2, pcm.size)
-    dithered = np.clip(pcm + np.round(noise), -32768, 32767).astype(np.int16)
+    dithered = _dithered(_to_int16_16k(audio, sample_rate))
     with _LOCK:
         text, cmn = _words(dithered)
     if not text:
@@ -99,3 +101,21 @@ def recognise(audio: np.ndarray, sample_rate: int) -> Recognition:
     except ValueError:  # the recogniser's words found no path in the aligner: trust nothing
         return Recognition(text, (), 0.0, time.perf_counter() - started)
     return Recognition(text, tuple(alignment.phonemes), float(alignment.score), time.perf_counter() - started)
+
+
+def hear_phones(audio: np.ndarray, sample_rate: int) -> tuple[Segment, ...]:
+    """The phones the acoustic model hears in mono ``audio`` [N], with no words (``phone_loop``).
+
+    For speech whose words are not recognised (another vocabulary, casual speech, noise over it): half the
+    phones are wrong, but closures and open vowels mostly come out as such. Raises ``ValueError`` like
+    ``recognise``.
+    """
+    from talking_face.datamodules.forced_aligner import ALIGN_SAMPLE_RATE, _to_int16_16k, phone_loop
+
+    return tuple(phone_loop(_dithered(_to_int16_16k(audio, sample_rate)), ALIGN_SAMPLE_RATE))
+
+
+def _dithered(pcm: np.ndarray) -> np.ndarray:
+    """int16 ``pcm`` with ``_DITHER_LSB`` of seeded noise."""
+    noise = np.random.default_rng(0).normal(0.0, _DITHER_LSB / 2, pcm.size)
+    return np.clip(pcm + np.round(noise), -32768, 32767).astype(np.int16)

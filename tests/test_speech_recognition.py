@@ -1,6 +1,6 @@
-"""Audio without text (issue 13): its words are recognised and drive the mouth beside the sound; noise holds
-no speech, so no phonemes and a resting mouth, with a warning naming the file (music:
-``test_speech_detection.py``)."""
+"""Audio without text (issue 13): its words are recognised (or, when asked, the phones heard in it without
+words) and drive the mouth beside the sound; noise holds no speech, so no phonemes and a resting mouth, with
+a warning naming the file (music: ``test_speech_detection.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from generation_media import SENTENCE, photo_file, spoken, write_speech
 
+from talking_face.datamodules.alignment import frame_phoneme_ids
 from talking_face.datamodules.faces.mouth import mouth_opening, mouth_points
-from talking_face.datamodules.speech_recognition import recognise
+from talking_face.datamodules.forced_aligner import force_align
+from talking_face.datamodules.phonemes import BILABIALS, VOCAB
+from talking_face.datamodules.speech_recognition import hear_phones, recognise
 from talking_face.generation.speech_input import prepare_speech
 
 PLAIN = "the boy went to the market to buy some bread"
@@ -35,6 +38,19 @@ def test_speech_is_recognised_and_its_phonemes_cover_it():
     assert {"B", "N"} <= {p.label for p in found.phonemes}
 
 
+def test_the_phones_heard_without_words_find_the_closures():
+    said = "bob met a man by the big map"
+    audio = spoken(said)
+    frames = audio.size * 25 // 16_000
+    heard = hear_phones(audio, 16_000)
+    assert heard[0].start == 0.0 and heard[-1].end == pytest.approx(audio.size / 16e3)
+    truth = [VOCAB[i] for i in frame_phoneme_ids(force_align(audio, 16_000, said).phonemes, frames)]
+    near = [VOCAB[i] in BILABIALS for i in frame_phoneme_ids(list(heard), frames)]
+    closures = [t for t, phone in enumerate(truth) if phone in BILABIALS]
+    found = [any(near[max(0, t - 1) : t + 2]) for t in closures]
+    assert len(closures) >= 10 and np.mean(found) >= 0.6, (len(closures), np.mean(found))
+
+
 def test_audio_alone_takes_the_recognised_path_and_says_so(tmp_path):
     wav = write_speech(tmp_path / "said.wav", spoken(SENTENCE))
     with warnings.catch_warnings():
@@ -43,8 +59,11 @@ def test_audio_alone_takes_the_recognised_path_and_says_so(tmp_path):
     assert speech.mode == "both" and speech.text_source == "recognised" and speech.speaking
     assert speech.phoneme_ids is not None and len(speech.phoneme_ids) == speech.num_frames
     assert "recognised text" in speech.path
-    plain = prepare_speech(wav, recognise=False)
+    plain = prepare_speech(wav, recognise="off")
     assert plain.mode == "audio" and plain.phoneme_ids is None and plain.path == "audio only"
+    heard = prepare_speech(wav, recognise="phones")
+    assert heard.mode == "both" and heard.text_source == "phones" and heard.recognised is None
+    assert len(heard.phoneme_ids) == heard.num_frames and "phones heard" in heard.path
 
 
 def test_white_noise_yields_no_phonemes_and_a_warning_naming_the_file(noise_wav):
@@ -62,9 +81,9 @@ def test_white_noise_leaves_the_mouth_at_rest(noise_wav, tiny_face2vid, monkeypa
     rollout = tiny_face2vid().frame_rollout()
     pipeline = TalkingFacePipeline(load_mouth_predictor(shipped_checkpoint("landmarks")), rollout)
     face = photo_file()
-    for recognised in (True, False):
+    for recognise_ in ("words", "phones", "off"):
         with pytest.warns(UserWarning, match="no speech found"):
-            plan = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise=recognised)
+            plan = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise=recognise_)
         assert not plan.voiced.any()
         rest = mouth_opening(mouth_points(plan.own))
         np.testing.assert_allclose(mouth_opening(mouth_points(plan.driving)), rest, atol=1e-3)
@@ -72,7 +91,7 @@ def test_white_noise_leaves_the_mouth_at_rest(noise_wav, tiny_face2vid, monkeypa
     monkeypatch.setattr(
         speech_detection, "speech_probability", lambda audio, frames: np.ones(frames, np.float32)
     )
-    moved = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise=False)
+    moved = pipeline.prepare(face, noise_wav, head_motion=0, blinks=0, recognise="off")
     assert np.ptp(mouth_opening(mouth_points(moved.driving))) > 0.5  # crop pixels
 
 

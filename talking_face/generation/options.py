@@ -9,6 +9,7 @@ from typing import Literal
 from talking_face.datamodules.media import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
 from talking_face.errors import UsageError
 from talking_face.generation.checks import check_knobs
+from talking_face.generation.speech_input import RECOGNISE, Recognise
 
 __all__ = ["GenerationOptions", "RENDERERS"]
 
@@ -28,8 +29,9 @@ class GenerationOptions:
         smoothing: landmark smoothing window for a video, in frames at 25 fps (as long at any rate), 1 (none)
             to 51.
         seed: the random head motion and blinks follow from it.
-        recognise: audio without text: recognise its words offline and let their phones drive the mouth
-            beside the sound (false: the sound alone).
+        recognise: audio without text: words (recognise its words offline and let their phones drive the
+            mouth beside the sound; when they fit poorly, the sound alone), phones (the phones heard in it
+            without words: for clean speech the English dictionary does not know) or off (the sound alone).
         fps: frames per second of the video, 1 to 120 (default: a clip's own rate, 25 for a photo). Speech
             is analysed at 25 frames a second whatever the video's rate; the mouth's motion is interpolated.
         max_side: scale the face input down so that its longer side is at most this many pixels (default:
@@ -53,7 +55,7 @@ class GenerationOptions:
     mouth_scale: float = 1.0
     smoothing: int = 5
     seed: int = 0
-    recognise: bool = True
+    recognise: Recognise = "words"
     fps: float | None = None
     max_side: int | None = None
     crf: int = DEFAULT_CRF
@@ -70,5 +72,7 @@ class GenerationOptions:
         )  # fmt: skip
         if self.preset not in PRESETS:
             raise UsageError("preset", f"give one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.recognise not in RECOGNISE:
+            raise UsageError("recognise", f"give {', '.join(RECOGNISE)}, got {self.recognise!r}")
         if self.renderer not in RENDERERS:
             raise UsageError("renderer", f"give {' or '.join(RENDERERS)}, got {self.renderer!r}")

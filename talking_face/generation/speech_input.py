@@ -9,7 +9,9 @@ Three modes from the user's inputs:
   low (the text does not match the speech), a warning is given and the audio alone drives the mouth;
 - audio only: the words are recognised offline (``datamodules.speech_recognition``) and their phonemes, placed
   on the recording by the aligner, drive stage 1 beside the audio. When the recognised words fit the sound
-  poorly, the audio alone drives the mouth (with a warning).
+  poorly, the audio alone drives the mouth (with a warning). ``recognise="phones"`` takes the phones the
+  acoustic model hears without words instead (for clean speech the English dictionary does not know),
+  ``"off"`` the audio alone.
 
 ``voice_activity`` marks the frames where someone is speaking (Silero VAD hears speech there, and it is loud),
 so the mouth rests in pauses, in music and in noise. A recording where it finds no speech at all (noise,
@@ -23,7 +25,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -33,10 +35,13 @@ from talking_face.datamodules.frame_runs import true_runs
 from talking_face.errors import InputWarning, UsageError
 
 __all__ = [
-    "SpeechInput", "check_speech_flags", "find_voice", "prepare_speech", "speech_envelope", "voice_activity",
+    "RECOGNISE", "Recognise", "SpeechInput", "check_speech_flags", "find_voice", "prepare_speech",
+    "speech_envelope", "voice_activity",
 ]  # fmt: skip
 Mode = Literal["audio", "text", "both"]
-TextSource = Literal["transcript", "recognised", "tts"]
+TextSource = Literal["transcript", "recognised", "phones", "tts"]
+Recognise = Literal["words", "phones", "off"]
+RECOGNISE: tuple[Recognise, ...] = get_args(Recognise)
 
 MIN_ALIGNMENT_SCORE = 0.1
 """Aligner confidence below which text and speech are taken not to match (right text scored 0.2-1.0 on
@@ -85,6 +90,8 @@ class SpeechInput:
             return "no speech found: the mouth rests"
         if self.mode == "text":
             return "text spoken by the TTS"
+        if self.text_source == "phones":
+            return "audio + the phones heard in it (no words)"
         if self.mode == "both":
             words = f"recognised text {self.recognised!r}" if self.text_source == "recognised" else "the text"
             return f"audio + {words} (alignment confidence {self.confidence:.2f})"
@@ -148,13 +155,14 @@ def prepare_speech(
     text: str | None = None,
     voice: str | None = None,
     min_alignment_score: float = MIN_ALIGNMENT_SCORE,
-    recognise: bool = True,
+    recognise: Recognise = "words",
     min_recognition_confidence: float = MIN_RECOGNITION_CONFIDENCE,
 ) -> SpeechInput:
     """Speech and timings from an audio file (any format, rate, channels), a text, or both.
 
-    ``recognise``: audio without text gets its words recognised (see the module docstring); False keeps
-    the audio alone, and the mouth follows the sound whatever it is.
+    ``recognise``: what audio without text gets: its words recognised (``"words"``, see the module
+    docstring), the phones heard in it without words (``"phones"``), or nothing (``"off"``: the audio alone,
+    and the mouth follows the sound whatever it is).
 
     Raises ``UsageError`` for no input, empty text or an unknown voice and ``MediaError`` (naming the file)
     for audio that is unreadable, zero-length or silent.
@@ -178,9 +186,11 @@ def prepare_speech(
         warnings.warn(note, InputWarning, stacklevel=2)
         return SpeechInput(samples, num_frames, None, "audio", voiced, (*notes, note))
     if text is None:
-        if not recognise:
+        if recognise == "off":
             return SpeechInput(samples, num_frames, None, "audio", voiced)
-        return _recognised(audio, samples, num_frames, voiced, min_recognition_confidence)
+        if recognise == "words":
+            return _recognised(audio, samples, num_frames, voiced, min_recognition_confidence)
+        return _heard(samples, num_frames, voiced)
     timing = timing_from_audio(samples, timebase.SAMPLE_RATE, text)
     if timing.score is not None and timing.score < min_alignment_score:
         note = (
@@ -200,7 +210,11 @@ def prepare_speech(
 def _recognised(
     path: str | Path, samples: np.ndarray, num_frames: int, voiced: np.ndarray, min_confidence: float
 ) -> SpeechInput:
-    """Audio only: recognise the words and fuse their phonemes, or use the audio alone."""
+    """Audio only: recognise the words and fuse their phonemes, or use the audio alone.
+
+    Not the phones heard without words: words fit poorly mostly in noise, where those phones are no better
+    than the audio alone (``benchmarks/README.md``, articulation).
+    """
     from talking_face.datamodules.alignment import frame_phoneme_ids
     from talking_face.datamodules.speech_recognition import recognise
 
@@ -212,7 +226,7 @@ def _recognised(
             if found.found_words
             else "no words were recognised"
         )
-        note = f"{path}: {heard}; the audio alone drives the mouth (--text helps)"
+        note = f"{path}: {heard}; the audio alone drives the mouth (--text helps, or --recognise phones)"
         warnings.warn(note, InputWarning, stacklevel=3)
         words = found.text or None
         return SpeechInput(samples, num_frames, None, "audio", voiced, (note,), None, words, found.confidence)
@@ -220,6 +234,15 @@ def _recognised(
     return SpeechInput(
         samples, num_frames, ids, "both", voiced, (), "recognised", found.text, found.confidence
     )
+
+
+def _heard(samples: np.ndarray, num_frames: int, voiced: np.ndarray) -> SpeechInput:
+    """Audio only: the phones the acoustic model hears, with no words, fused with the sound."""
+    from talking_face.datamodules.alignment import frame_phoneme_ids
+    from talking_face.datamodules.speech_recognition import hear_phones
+
+    ids = frame_phoneme_ids(list(hear_phones(samples, timebase.SAMPLE_RATE)), num_frames)
+    return SpeechInput(samples, num_frames, ids, "both", voiced, (), "phones")
 
 
 def _resample(audio: np.ndarray, sample_rate: int) -> np.ndarray:
