@@ -41,12 +41,12 @@ from talking_face.datamodules.segments import Segment
 if TYPE_CHECKING:
     import pocketsphinx
 
-__all__ = ["Alignment", "force_align", "phone_loop"]
+__all__ = ["Alignment", "force_align"]
 
 ALIGN_SAMPLE_RATE = 16_000
 """pocketsphinx's en-us model is trained on 16 kHz speech."""
 
-_FRAME_RATE = 100
+FRAME_RATE = 100
 """pocketsphinx frames per second (10 ms shift)."""
 
 _MIN_SECONDS = 0.1
@@ -148,8 +148,8 @@ def _utterance_cmn(decoder: pocketsphinx.Decoder, pcm: bytes, initial_cmn: str) 
     return decoder.get_cmn(update=True)
 
 
-def _free_loop(decoder: pocketsphinx.Decoder, pcm: bytes, cmn: str) -> list:
-    """pocketsphinx's segments of the best free phone sequence.
+def _free_loop_per_frame(decoder: pocketsphinx.Decoder, pcm: bytes, cmn: str) -> float:
+    """Acoustic score per frame (pocketsphinx units) of the best free phone sequence.
 
     Raises ``RuntimeError`` when the phone loop finds no path.
     """
@@ -158,12 +158,6 @@ def _free_loop(decoder: pocketsphinx.Decoder, pcm: bytes, cmn: str) -> list:
     phones = list(decoder.seg() or [])
     if not phones:
         raise RuntimeError("no free phone path")
-    return phones
-
-
-def _free_loop_per_frame(decoder: pocketsphinx.Decoder, pcm: bytes, cmn: str) -> float:
-    """Acoustic score per frame (pocketsphinx units) of the best free phone sequence."""
-    phones = _free_loop(decoder, pcm, cmn)
     return sum(decoder.logmath.log(p.ascore) for p in phones) / (phones[-1].end_frame + 1)
 
 
@@ -187,7 +181,7 @@ def _aligned_entries(
 
 
 def _segment(label: str, start: int, duration: int) -> Segment:
-    return Segment(label, start / _FRAME_RATE, (start + duration) / _FRAME_RATE)
+    return Segment(label, start / FRAME_RATE, (start + duration) / FRAME_RATE)
 
 
 def force_align(audio: np.ndarray, sample_rate: int, text: str, cmn: str | None = None) -> Alignment:
@@ -235,29 +229,3 @@ def force_align(audio: np.ndarray, sample_rate: int, text: str, cmn: str | None 
         phonemes=normalise_segments(phone_segments, duration),
         score=score,
     )
-
-
-def phone_loop(audio: np.ndarray, sample_rate: int) -> list[Segment]:
-    """The phones the acoustic model hears in ``audio``, with no words: the free phone loop's best path.
-
-    No dictionary or language model constrains it, so about half its phones are wrong on real speech, but
-    its errors are local (a closure heard as another closure, a vowel as a near vowel). ``VOCAB`` labels
-    covering the audio contiguously, like ``Alignment.phonemes``.
-
-    Raises ``ValueError`` for empty, too short (< 0.1 s) or silent audio, or when no path is found.
-    """
-    pcm = _to_int16_16k(audio, sample_rate)
-    with _LOCK:
-        decoder, initial_cmn = _decoder()
-        cmn = _utterance_cmn(decoder, pcm.tobytes(), initial_cmn)
-        try:
-            found = [
-                (p.word, p.start_frame, p.end_frame + 1 - p.start_frame)
-                for p in _free_loop(decoder, pcm.tobytes(), cmn)
-            ]
-        except RuntimeError as err:
-            raise ValueError(
-                f"no phones found in {len(pcm) / ALIGN_SAMPLE_RATE:.2f}s of audio ({err})"
-            ) from None
-    phones = [_segment(p if p in PHONEMES else SILENCE, at, n) for p, at, n in found]
-    return normalise_segments(phones, len(pcm) / ALIGN_SAMPLE_RATE)

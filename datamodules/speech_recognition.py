@@ -30,11 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from talking_face.datamodules.alignment import SILENCE, normalise_segments
+from talking_face.datamodules.phonemes import PHONEMES
 from talking_face.datamodules.segments import Segment
 
 __all__ = ["Recognition", "hear_phones", "recognise"]
 
 _LOCK = threading.Lock()
+_PHONE_LOOP = "phone_loop"
 _DITHER_LSB = 2.0
 """Faint noise (in int16 steps, about -84 dBFS) added before recognition: exact digital silence (as TTS
 engines write it) derails pocketsphinx's recogniser. Seeded, so a result depends only on the audio."""
@@ -103,16 +106,46 @@ def recognise(audio: np.ndarray, sample_rate: int) -> Recognition:
     return Recognition(text, tuple(alignment.phonemes), float(alignment.score), time.perf_counter() - started)
 
 
-def hear_phones(audio: np.ndarray, sample_rate: int) -> tuple[Segment, ...]:
-    """The phones the acoustic model hears in mono ``audio`` [N], with no words (``phone_loop``).
+@functools.cache
+def _phone_listener():
+    """The process-wide phone loop: any phone may follow any phone, no words, no language model.
 
-    For speech whose words are not recognised (another vocabulary, casual speech, noise over it): half the
-    phones are wrong, but closures and open vowels mostly come out as such. Raises ``ValueError`` like
-    ``recognise``.
+    Triphones (``allphone_ci`` off) place the phones better than context-free ones, and a narrow beam
+    (1e-5, pocketsphinx's default 1e-48) makes them 40 times faster with the same phones (figures in
+    ``benchmarks/README.md``, articulation).
     """
-    from talking_face.datamodules.forced_aligner import ALIGN_SAMPLE_RATE, _to_int16_16k, phone_loop
+    import pocketsphinx
 
-    return tuple(phone_loop(_dithered(_to_int16_16k(audio, sample_rate)), ALIGN_SAMPLE_RATE))
+    decoder = pocketsphinx.Decoder(
+        lm=None, loglevel="FATAL", bestpath=False, allphone_ci=False, beam=1e-5, pbeam=1e-5
+    )
+    decoder.add_allphone_file(_PHONE_LOOP, None)
+    decoder.activate_search(_PHONE_LOOP)
+    return decoder
+
+
+def hear_phones(audio: np.ndarray, sample_rate: int) -> tuple[Segment, ...]:
+    """The phones the acoustic model hears in mono ``audio`` [N], with no words: ``VOCAB`` labels covering
+    the audio contiguously (``"sil"`` for pauses and noises), like ``Recognition.phonemes``.
+
+    No dictionary or language model constrains them, so about half are wrong on real speech, but the
+    errors are local (a closure heard as another closure, a vowel as a near vowel). Raises ``ValueError``
+    like ``recognise``.
+    """
+    from talking_face.datamodules.forced_aligner import ALIGN_SAMPLE_RATE, FRAME_RATE, _to_int16_16k
+
+    pcm = _dithered(_to_int16_16k(audio, sample_rate))
+    with _LOCK:
+        decoder = _phone_listener()
+        decoder.start_utt()
+        decoder.process_raw(pcm.tobytes(), full_utt=True)  # whole: the utterance's own cepstral mean
+        decoder.end_utt()
+        found = [(p.word, p.start_frame, p.end_frame + 1) for p in decoder.seg()]
+    phones = [
+        Segment(label if label in PHONEMES else SILENCE, start / FRAME_RATE, end / FRAME_RATE)
+        for label, start, end in found
+    ]
+    return tuple(normalise_segments(phones, pcm.size / ALIGN_SAMPLE_RATE))
 
 
 def _dithered(pcm: np.ndarray) -> np.ndarray:

@@ -117,7 +117,8 @@ def _usage_message(error: argparse.ArgumentError) -> str:
     message = " ".join(str(error).split())
     message = re.sub(r'Parser key "([\w.]+)":', r"--\1:", message)
     message = re.sub(r"<class '(\w+)'>", r"\1", message).replace("Expected a", "expected a")
-    message = re.sub(r"a typing\.Literal\[([^\]]*)\]", lambda m: "one of " + m.group(1).replace("'", ""), message)
+    choices = r"a typing\.Literal\[([^\]]*)\]"
+    message = re.sub(choices, lambda m: "one of " + m.group(1).replace("'", ""), message)
     return re.sub(
         r"the following arguments are required: (.*)",
         lambda m: ", ".join(f"--{name.strip()}" for name in m.group(1).split(",")) + " is required",
