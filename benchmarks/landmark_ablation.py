@@ -2,6 +2,7 @@
 
     python benchmarks/landmark_ablation.py [--cache DIR] [--speakers 6 --utterances 16] [--epochs 60]
         [--seeds 0 1 2] [--configs landmarks.yaml] [--out outputs/benchmarks]
+        [--real_speech outputs/material [--real_faces grace_hopper astronaut luispedro]]
 
 Without ``--cache`` it synthesises the built-in corpus and preprocesses it under
 ``<out>/landmark_ablation/`` (both resumable, so a second run reuses them). Then, for every seed, it
@@ -19,6 +20,17 @@ here) and on held-out speakers, in every mode it supports, with honest inputs: a
 text = g2p phonemes placed by the duration predictor (stretched to the true length); audio + text =
 log-mel + phonemes placed on the audio by the pocketsphinx forced aligner. Rows fed the corpus' own TTS
 timings are printed apart as oracles. Numbers are mean ± std over seeds (same data split every seed).
+
+With ``--real_speech FOLDER`` each model also speaks the 11 real utterances of ``articulation.py`` (the
+pocketsphinx 5.1.1 sdist's LibriVox, cards and goforward recordings, unpacked under FOLDER), through the
+product's pipeline on the packaged photos ``--real_faces``, in each of its modes that real speech allows:
+audio = the recording alone (``recognise="off"``); text = the true transcript alone (the TTS speaks it);
+audio + text = the recording + its true transcript (forced alignment). Real speech has no ground-truth video,
+so LMD cannot be measured there: the driving landmarks are scored with ``generation.articulation`` against
+the reference phones (forced alignment of the true transcript; the TTS's own timings in text mode), as
+``articulation.py`` does, and so is the network's own mouth before the pipeline shuts the lips on p, b and m
+by rule (which it does wherever phones are known, so that the driving bilabial ratio of the text and
+audio + text modes is partly the rule's).
 
 Finally it times inference on CPU for a 3-second clip (a held-out sentence padded with silence) in each
 mode, with 1 and 2 torch threads: model only, and end to end (log-mel, g2p, forced aligner included).
@@ -65,6 +77,16 @@ MODE_LABELS = {
     "both_durations": "audio + text (duration predictor on the audio's length)",
     "text_oracle": "ORACLE text (the TTS's own timings)",
     "both_oracle": "ORACLE audio + text (the TTS's own timings)",
+}
+REAL_MODES = {
+    "audio": "audio (the recording)",
+    "text": "text (the transcript, spoken by the TTS)",
+    "both": "audio + text (the recording + its transcript, forced aligner)",
+}
+"""The modes on real speech (``articulation.py``'s names), each served by the variants of ``SUPPORTED``."""
+REAL_MEASURES = {
+    "driving": "the driving landmarks (what Face2Vid is told to draw)",
+    "network": "the network's own mouth (before the pipeline's p/b/m rule and rest in pauses)",
 }
 SPLITS = {"held-out utterances": ("val", "test"), "held-out speakers": ("test_speakers",)}
 SPEED_SECONDS = 3.0
