@@ -24,8 +24,10 @@ timings are printed apart as oracles. Numbers are mean ± std over seeds (same d
 With ``--real_speech FOLDER`` each model also speaks the 11 real utterances of ``articulation.py`` (the
 pocketsphinx 5.1.1 sdist's LibriVox, cards and goforward recordings, unpacked under FOLDER), through the
 product's pipeline on the packaged photos ``--real_faces``, in each of its modes that real speech allows:
-audio = the recording alone (``recognise="off"``); text = the true transcript alone (the TTS speaks it);
-audio + text = the recording + its true transcript (forced alignment). Real speech has no ground-truth video,
+audio = the recording alone (``recognise="off"``); text = the true transcript alone (the TTS speaks it and
+the network gets its phone timings only); text as ``generate --text`` does it (the TTS's audio + its phone
+timings: an audio + text input, so served by the models that take both); audio + text = the recording + its
+true transcript (forced alignment). Real speech has no ground-truth video,
 so LMD cannot be measured there: the driving landmarks are scored with ``generation.articulation`` against
 the reference phones (forced alignment of the true transcript; the TTS's own timings in text mode), as
 ``articulation.py`` does, and so is the network's own mouth before the pipeline shuts the lips on p, b and m
@@ -47,12 +49,14 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from talking_face.datamodules.cache import CachedUtterance
+from talking_face.lightning_modules.landmark_inference import LandmarkPrediction, MouthPredictor
 
 VARIANTS: dict[str, dict[str, float | None]] = {
     "audio only": {"audio_only_prob": 1.0, "text_only_prob": 0.0},
@@ -79,11 +83,13 @@ MODE_LABELS = {
     "both_oracle": "ORACLE audio + text (the TTS's own timings)",
 }
 REAL_MODES = {
-    "audio": "audio (the recording)",
-    "text": "text (the transcript, spoken by the TTS)",
-    "both": "audio + text (the recording + its transcript, forced aligner)",
+    "audio": ("audio", "audio (the recording)"),
+    "text": ("text", "text (the transcript; the network gets the TTS's phone timings only)"),
+    "text_heard": ("both", "text as `generate --text` does it (the TTS's audio + its phone timings)"),
+    "both": ("both", "audio + text (the recording + its transcript, forced aligner)"),
 }
-"""The modes on real speech (``articulation.py``'s names), each served by the variants of ``SUPPORTED``."""
+"""Mode on real speech -> (the ``SUPPORTED`` mode that serves it, label). ``articulation.py`` prepares the
+speech of each (``text_heard`` is its ``text``); in ``text`` the network is not given the TTS's audio."""
 REAL_MEASURES = {
     "driving": "the driving landmarks (what Face2Vid is told to draw)",
     "network": "the network's own mouth (before the pipeline's p/b/m rule and rest in pauses)",
@@ -209,6 +215,86 @@ def measure_speed(module, record: CachedUtterance, threads: Iterable[int]) -> li
     return rows
 
 
+def real_speech(folder: Path, faces: list[str], work: Path) -> tuple[list, dict[str, Path]]:
+    """``articulation.py``'s real utterances (from ``folder``) and the packaged photos named ``faces``."""
+    from articulation import fetch_material, utterances
+
+    from talking_face.datamodules.faces.photos import packaged_photos
+
+    photos = {photo.name: photo.file() for photo in packaged_photos()}
+    unknown = sorted(set(faces) - set(photos))
+    if unknown:
+        raise SystemExit(f"--real_faces: no packaged photo {', '.join(unknown)} (there are {sorted(photos)})")
+    utts = utterances(fetch_material(folder), work / "real_speech_wavs")
+    return utts, {face: photos[face] for face in faces}
+
+
+@dataclass(frozen=True)
+class PhonesOnly:
+    """A ``MouthPredictor`` that keeps the audio from the network: text alone, even where the pipeline passes
+    the TTS's audio along with its phones (a model trained without audio cannot use it)."""
+
+    predictor: MouthPredictor
+
+    def to(self, device: str | torch.device) -> PhonesOnly:
+        return PhonesOnly(self.predictor.to(device))
+
+    def predict(self, *, audio_features: torch.Tensor | None = None, **inputs) -> LandmarkPrediction:
+        return self.predictor.predict(**inputs)
+
+
+def real_modes(variant: str) -> list[str]:
+    """The real-speech modes ``variant`` is trained to serve."""
+    return [mode for mode, (served_by, _) in REAL_MODES.items() if served_by in SUPPORTED[variant]]
+
+
+def score_real_speech(
+    predictor: MouthPredictor,
+    modes: Iterable[str],
+    rollout,
+    utts: list,
+    faces: dict[str, Path],
+    references: dict,
+) -> dict:
+    """scores[mode, face, measure] = ``articulation`` pooled over the real utterances, for the pipeline driven
+    by ``predictor`` in each of ``modes``; ``references`` caches the forced alignment of the true
+    transcripts (the same for every model)."""
+    from articulation import driving_gap, prepare, reference_phones
+
+    from talking_face.datamodules.phonemes import VOCAB
+    from talking_face.generation.articulation import articulation
+    from talking_face.generation.pipeline import TalkingFacePipeline
+
+    scores = {}
+    for mode in modes:
+        pipeline = TalkingFacePipeline(PhonesOnly(predictor) if mode == "text" else predictor, rollout)
+        spoken = "text" if mode.startswith("text") else mode
+        for face, photo in faces.items():
+            gaps: dict[str, list[np.ndarray]] = {measure: [] for measure in REAL_MEASURES}
+            phones: list[str] = []
+            for utt in utts:
+                plan = prepare(pipeline, photo, utt, spoken)[0]
+                if spoken == "text":  # the TTS's own timings
+                    phones += [VOCAB[i] for i in plan.speech.phoneme_ids]
+                else:
+                    if utt.name not in references:
+                        references[utt.name] = reference_phones(utt, plan.num_frames)[0]
+                    phones += references[utt.name]
+                gaps["driving"].append(driving_gap(plan))
+                gaps["network"].append(network_gap(plan))
+            for measure, parts in gaps.items():
+                scores[mode, face, measure] = articulation(np.concatenate(parts), phones)
+    return scores
+
+
+def network_gap(plan) -> np.ndarray:
+    """Lip gap [T] of stage 1's own mouth (``Plan.predicted``, face-normalised as ``driving_gap``): before the
+    pipeline retargets it, shuts the lips on known p, b and m and rests it in pauses."""
+    from talking_face.datamodules.faces.mouth import mouth_opening
+
+    return mouth_opening(plan.predicted.astype(np.float64))[plan.speech_frames]
+
+
 def _reference(record: CachedUtterance) -> np.ndarray:
     from talking_face.datamodules.datasets import LandmarkSequenceDataset
 
@@ -261,6 +347,47 @@ def quality_tables(results: dict, seeds: list[int]) -> str:
     )
 
 
+def real_speech_tables(scores: dict[str, list[dict]], faces: list[str]) -> str:
+    """scores[model] = one ``score_real_speech`` result per seed -> a table per measure: rows model x mode,
+    columns bilabial ratio and openness corr per face (mean ± std over seeds)."""
+    header = ["model", "input on real speech"]
+    header += [f"{face}: {name}" for face in faces for name in ("bilabial ratio", "openness corr")]
+    tables = []
+    for measure, label in REAL_MEASURES.items():
+        rows = []
+        for model, runs in scores.items():
+            for mode in REAL_MODES:
+                if (mode, faces[0], measure) not in runs[0]:
+                    continue
+                cells = [model, REAL_MODES[mode][1]]
+                for face in faces:
+                    for key in ("bilabial_ratio", "openness_corr"):
+                        cells.append(_cell([run[mode, face, measure][key] for run in runs]))
+                rows.append(cells)
+        tables.append(f"Measured on {label}:\n\n" + _table(header, rows))
+    return "\n\n".join(tables)
+
+
+def real_speech_section(scores: dict[str, list[dict]], utts: list, faces: list[str]) -> str:
+    """The real-speech tables with what they measure."""
+    seconds = sum(utt.audio.size for utt in utts) / 16_000
+    return (
+        f"### Real speech: articulation ({len(utts)} utterances of `articulation.py`, {seconds:.1f} s; "
+        "no ground-truth video, so no LMD)\n\n"
+        "Each model drives the product's pipeline (`head_motion=0, blinks=0`) on the packaged photo(s) "
+        f"{', '.join(faces)}. Reference phones: forced alignment of the true transcript on the recording "
+        "(in the text modes, the TTS's own timings). Text modes: the network gets the TTS's phone timings "
+        "alone, or, as `generate --text` does, with the TTS's audio too (an audio + text input). Bilabial "
+        "ratio = median lip gap on P/B/M frames / on open vowels (goal <= 0.4, lower is better); openness "
+        "corr = correlation of the lip gap with each phone's typical opening (goal >= 0.5, higher is "
+        "better); pooled over the utterances. `shipped checkpoint` is the packaged stage 1 (its own recipe "
+        "and budget), for scale. Wherever phones are known (text, audio + text) the pipeline shuts the "
+        "lips on p, b and m by rule, so the driving landmarks' bilabial ratio there is partly the rule's; "
+        "the second table is the network's own "
+        "mouth.\n\n" + real_speech_tables(scores, faces)
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, help="a preprocessed cache to reuse (default: build one)")
@@ -274,6 +401,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held_out_fraction", type=float, default=0.125, help="val and test, per speaker")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks"))
+    parser.add_argument(
+        "--real_speech", type=Path, help="also score every model on articulation.py's real utterances, kept "
+        "in this folder (outputs/material: fetched there once if missing); default: off",
+    )  # fmt: skip
+    parser.add_argument("--real_faces", nargs="+", default=["grace_hopper"], help="packaged photos")
     args = parser.parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "disabled")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -287,6 +419,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.cache is None:
         args.cache = build_cache(work, args.speakers, args.utterances)
     load = os.getloadavg()[0]
+    if args.real_speech is not None:
+        from talking_face.generation.checkpoints import (
+            load_frame_rollout,
+            load_mouth_predictor,
+            shipped_checkpoint,
+        )
+
+        utts, faces = real_speech(args.real_speech, args.real_faces, work)
+        # the pipeline needs a Face2Vid: only its crop size is used here, nothing is rendered
+        rollout = load_frame_rollout(shipped_checkpoint("face2vid"))
+        references: dict[str, list[str]] = {}
+        real = {"shipped checkpoint": [], **{variant: [] for variant in VARIANTS}}
+        real["shipped checkpoint"].append(
+            score_real_speech(
+                load_mouth_predictor(shipped_checkpoint("landmarks")),
+                REAL_MODES,
+                rollout,
+                utts,
+                faces,
+                references,
+            )
+        )
 
     results: dict = {variant: {} for variant in VARIANTS}
     train_seconds: dict = {variant: [] for variant in VARIANTS}
@@ -307,6 +461,16 @@ def main(argv: list[str] | None = None) -> None:
                 name: evaluate_records(module, records[name], inputs[name], modes) for name in SPLITS
             }
             print(f"seed {seed} {variant}: trained in {seconds:.0f} s", flush=True)
+            if args.real_speech is not None:
+                scoring = time.perf_counter()
+                real[variant].append(
+                    score_real_speech(
+                        module.predictor(), real_modes(variant), rollout, utts, faces, references
+                    )
+                )
+                print(
+                    f"seed {seed} {variant}: real speech in {time.perf_counter() - scoring:.0f} s", flush=True
+                )
             if variant == "multimodal (shipped)" and speed_model is None:
                 speed_model = module
 
@@ -329,6 +493,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{records['held-out utterances'][0].meta['crop_size']}-px face crop; velocity error: the "
             "same on frame-to-frame motion. Lower is better.",
             quality_tables(results, args.seeds),
+            *([] if args.real_speech is None else [real_speech_section(real, utts, list(faces))]),
             aligner_stats + f" Aligning all evaluation utterances once took {align_seconds:.0f} s.",
             "### Inference speed on CPU (3 s clip = 75 frames, one held-out sentence padded with silence)\n\n"
             + _table(

@@ -10,8 +10,9 @@ import importlib
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-from generation_media import save_checkpoint
+from generation_media import save_checkpoint, spoken, write_speech
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +36,24 @@ def checkpoints(tiny_landmarks, tiny_face2vid, tmp_path_factory) -> dict[str, Pa
         "landmarks": save_checkpoint(tiny_landmarks(seed=0), folder / "landmarks.ckpt"),
         "face2vid": save_checkpoint(tiny_face2vid(seed=0), folder / "face2vid.ckpt"),
     }
+
+
+@pytest.fixture(scope="module")
+def speech_material(tmp_path_factory) -> Path:
+    """A folder laid out as ``articulation.py``'s real-speech material (the pocketsphinx sdist's LibriVox,
+    cards and goforward), its three recordings spoken by the project's TTS: no download in tests."""
+    folder = tmp_path_factory.mktemp("speech_material")
+    data = folder / "pocketsphinx-5.1.1" / "test" / "data"
+    (data / "librivox").mkdir(parents=True)
+    (data / "cards").mkdir()
+    book = "bob met a man by the big map"
+    (data / "librivox" / "book-0001.txt").write_text(book + "\n")
+    write_speech(data / "librivox" / "book-0001.wav", spoken(book))
+    (data / "cards" / "cards.transcription").write_text("<s> queen of spades </s> (001)\n")
+    write_speech(data / "cards" / "001.wav", spoken("queen of spades"))
+    pcm = np.round(spoken("go forward ten meters") * 32767).astype("<i2")
+    pcm.tofile(data / "goforward.raw")
+    return folder
 
 
 def _tables(markdown: str) -> list[list[list[str]]]:
@@ -145,6 +164,35 @@ def test_landmark_ablation(benchmark, tiny_cache, tmp_path: Path) -> None:
     assert all(_number(cell) > 0 for row in honest + oracle for cell in row[2:])  # LMD, velocity error
     assert [row[1] for row in speed] == ["1"] * 3 + ["2"] * 3  # torch threads
     assert all(_number(row[2]) > 0 for row in speed)
+
+
+def test_landmark_ablation_real_speech(benchmark, tiny_cache, speech_material, tmp_path: Path) -> None:
+    material = speech_material
+    benchmark("landmark_ablation").main(
+        ["--cache", str(tiny_cache), "--configs", "landmarks.yaml", "landmarks_tiny.yaml", "--epochs", "1",
+         "--seeds", "0", "--batch_size", "2", "--test_speakers", "1", "--held_out_fraction", "0.34",
+         "--real_speech", str(material), "--real_faces", "grace_hopper", "--out", str(tmp_path)]
+    )  # fmt: skip
+    _, _, driving, network, _ = _tables((tmp_path / "landmark_ablation.md").read_text())
+    for rows in (driving, network):  # every model in each real-speech mode it serves
+        assert [row[0] for row in rows] == ["shipped checkpoint"] * 4 + [
+            "audio only", "text only", *["audio + text, no dropout"] * 2, *["multimodal (shipped)"] * 4
+        ]  # fmt: skip
+        assert all(len(row) == 4 for row in rows)  # bilabial ratio and openness corr on one face
+
+
+def test_articulation(benchmark, checkpoints, speech_material, tmp_path: Path) -> None:
+    benchmark("articulation").main(
+        ["--material", str(speech_material), "--faces", "grace_hopper", "--modes", "audio", "phones", "both",
+         "--render_utterances", "1", "--landmarks_checkpoint", str(checkpoints["landmarks"]),
+         "--face2vid_checkpoint", str(checkpoints["face2vid"]), "--out", str(tmp_path)]
+    )  # fmt: skip
+    (rows,) = _tables((tmp_path / "articulation.md").read_text())
+    taken = {"audio": "audio", "phones": "phones", "both": "transcript"}  # the path prepare took
+    assert [(row[0], row[1], row[3].split()[0]) for row in rows] == [
+        (mode, path, measured) for mode, path in taken.items() for measured in ("driving", "rendered")
+    ]
+    assert all(_number(cell) >= -1 for row in rows for cell in row[4:])  # every score a finite number
 
 
 def test_lip_sync(benchmark, tiny_cache, checkpoints, tmp_path: Path) -> None:

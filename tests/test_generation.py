@@ -144,6 +144,10 @@ def test_mouth_rests_in_a_silent_stretch_and_moves_in_speech(pipeline, media):
     assert np.ptp(opening[silent]) < 0.01 * moving
     # without resting, stage 1's own mouth in the pause is not the neutral one: resting did the work
     assert np.abs(plan.mouth[silent] - neutral).max() > 1e-2
+    # stage 1's own mouth (face-normalised, at the speech's frames) is what was retargeted onto her face
+    assert plan.predicted.shape == (plan.speech.num_frames, 20, 2)
+    own_opening = mouth_opening(plan.predicted)[plan.speech_frames]
+    assert np.corrcoef(own_opening, mouth_opening(plan.mouth))[0, 1] > 0.9
 
 
 # --- the background is untouched ----------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class Plan:
     ``frame_index`` [T] the face frame under each output frame; ``transforms`` [T, 2, 3] frame -> crop;
     ``driving`` [T, 68, 2] the landmarks Face2Vid draws; ``own`` [T, 68, 2] the face's own landmarks there;
     ``mouth`` [T, 20, 2] the retargeted mouth before resting in pauses (``speech.voiced``);
+    ``predicted`` [speech.num_frames, 20, 2] stage 1's own mouth at the models' rate, face-normalised
+    (``faces.alignment.face_normalise``), before it is retargeted onto the face and its lips shut on p/b/m;
     ``reference_crop`` [S, S, 3] uint8 and ``reference_landmarks`` [68, 2] the appearance Face2Vid copies;
     ``options`` the knobs it was made with (``GenerationOptions``: the renderer, chunks, ...).
     """
@@ -80,6 +82,7 @@ class Plan:
     driving: np.ndarray
     own: np.ndarray
     mouth: np.ndarray
+    predicted: np.ndarray
     reference_crop: np.ndarray
     reference_landmarks: np.ndarray
     options: GenerationOptions
@@ -212,7 +215,7 @@ class TalkingFacePipeline:
         index = pingpong_indices(num_frames, len(track))
         reference = self._reference_index(own_all, track.found)
         neutral = self._neutral_mouth(own_all, track.found)
-        mouth = self._predict_mouth(speech, neutral, knobs.mouth_scale)
+        predicted, mouth = self._predict_mouth(speech, neutral, knobs.mouth_scale)
         speaking = rest_in_silence(mouth, neutral, speech.voiced)
         if fps != timebase.FPS:  # stage 1 speaks at the models' rate; the video plays at its own
             mouth, speaking = (timebase.resample_frames(m, num_frames, fps) for m in (mouth, speaking))
@@ -232,6 +235,7 @@ class TalkingFacePipeline:
             driving=driving,
             own=own,
             mouth=mouth,
+            predicted=predicted,
             reference_crop=reference_crop,
             reference_landmarks=own_all[reference],
             options=knobs,
@@ -251,7 +255,11 @@ class TalkingFacePipeline:
         opening = np.where(found, mouth_opening(mouth_points(own)), np.inf)
         return int(np.argmin(opening))
 
-    def _predict_mouth(self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float) -> np.ndarray:
+    def _predict_mouth(
+        self, speech: SpeechInput, neutral: np.ndarray, mouth_scale: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 1's own mouth (``Plan.predicted``) and that mouth retargeted onto the face whose resting
+        mouth is ``neutral`` (crop px), its lips shut wherever the phones say p, b or m."""
         from talking_face.datamodules.audio_features import log_mel
         from talking_face.datamodules.faces.alignment import face_normalise
         from talking_face.datamodules.faces.mouth import mouth_opening
@@ -269,8 +277,8 @@ class TalkingFacePipeline:
         predicted = prediction.mouth[0].float().cpu().numpy()
         mouth = retarget_mouth(predicted, reference, neutral, size, mouth_scale)
         if speech.phoneme_ids is None:  # the sound alone: no phones to say where the lips must meet
-            return mouth
-        return close_on_bilabials(mouth, speech.phoneme_ids, float(mouth_opening(neutral)))
+            return predicted, mouth
+        return predicted, close_on_bilabials(mouth, speech.phoneme_ids, float(mouth_opening(neutral)))
 
     # --- rendering ------------------------------------------------------------------------------------
 
