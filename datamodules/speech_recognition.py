@@ -110,9 +110,9 @@ def recognise(audio: np.ndarray, sample_rate: int) -> Recognition:
 def _phone_listener():
     """The process-wide phone loop: any phone may follow any phone, no words, no language model.
 
-    Triphones (``allphone_ci`` off) place the phones better than context-free ones, and a narrow beam
-    (1e-5, pocketsphinx's default 1e-48) makes them 40 times faster with the same phones (figures in
-    ``benchmarks/README.md``, articulation).
+    Triphones (``allphone_ci`` off) place the vowels better than context-free phones. At pocketsphinx's
+    default beam they search every context of every phone, far slower than real time; a narrow beam finds
+    the same phones cheaply (figures in ``benchmarks/README.md``, articulation).
     """
     import pocketsphinx
 
