@@ -117,6 +117,19 @@ def reference_phones(utterance: Utterance, num_frames: int) -> tuple[list[str], 
     return [VOCAB[i] for i in frame_phoneme_ids(alignment.phonemes, num_frames)], seconds
 
 
+def scored_phones(plan, utterance: Utterance, text_mode: bool, references: dict) -> list[str]:
+    """The phone of each frame of ``plan`` that its lips are scored against: in text mode the TTS's own
+    timing, else the true transcript's forced alignment, kept in ``references[name]`` (phones, seconds it
+    took) so each utterance is aligned once."""
+    from talking_face.datamodules.phonemes import VOCAB
+
+    if text_mode:
+        return [VOCAB[i] for i in plan.speech.phoneme_ids]
+    if utterance.name not in references:
+        references[utterance.name] = reference_phones(utterance, plan.num_frames)
+    return references[utterance.name][0]
+
+
 def phone_error(reference: list[str], hypothesis: list[str]) -> float:
     """Edit distance between two phone sequences (silences dropped) / length of the reference."""
     ref = [p for p in reference if p != "sil"]
@@ -154,9 +167,10 @@ def recognition(utts: list[Utterance]) -> dict:
         wer = phone_error(utt.text.split(), found.text.split())  # the same edit distance, over words
         seconds += found.seconds
         speech += utt.audio.size / timebase.SAMPLE_RATE
-        errors += per * len([p for p in truth.phonemes if p.label != "sil"])
-        heard_errors += heard_per * len([p for p in truth.phonemes if p.label != "sil"])
-        words += len([p for p in truth.phonemes if p.label != "sil"])
+        said = len([p for p in truth.phonemes if p.label != "sil"])
+        errors += per * said
+        heard_errors += heard_per * said
+        words += said
         rows.append({"utterance": utt.name, "truth": utt.text, "recognised": found.text,
                      "confidence": found.confidence, "phone_error": per, "word_error": wer,
                      "heard_phone_error": heard_per})  # fmt: skip
@@ -210,7 +224,6 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from talking_face.datamodules.faces.photos import packaged_photos
-    from talking_face.datamodules.phonemes import VOCAB
     from talking_face.generation.articulation import articulation
     from talking_face.generation.pipeline import TalkingFacePipeline
 
@@ -224,8 +237,7 @@ def run(args: argparse.Namespace) -> dict:
     pipeline = TalkingFacePipeline.from_checkpoints(args.landmarks_checkpoint, args.face2vid_checkpoint)
     recognised = recognition(utts) if {"phones", "recognised"} & set(args.modes) else None
     speech_seconds = sum(u.audio.size for u in utts) / 16_000
-    references: dict[str, list[str]] = {}
-    align_seconds = 0.0
+    references: dict[str, tuple[list[str], float]] = {}
     rows, taken_log = [], []
     for mode in args.modes:
         for face in faces:
@@ -245,13 +257,7 @@ def run(args: argparse.Namespace) -> dict:
                         "notes": notes,
                     }
                 )
-                if mode == "text":
-                    phones = [VOCAB[i] for i in plan.speech.phoneme_ids]
-                else:
-                    if utt.name not in references:
-                        references[utt.name], spent = reference_phones(utt, plan.num_frames)
-                        align_seconds += spent
-                    phones = references[utt.name]
+                phones = scored_phones(plan, utt, mode == "text", references)
                 gap = driving_gap(plan)
                 pooled["driving"][0].append(gap)
                 pooled["driving"][1].extend(phones)
@@ -282,7 +288,7 @@ def run(args: argparse.Namespace) -> dict:
         "taken": taken_log,
         "utterances": [u.name for u in utts],
         "speech_seconds": speech_seconds,
-        "align_rtf": align_seconds / speech_seconds if references else float("nan"),
+        "align_rtf": sum(s for _, s in references.values()) / speech_seconds if references else float("nan"),
         "recognition": recognised,
         "load_average": os.getloadavg()[0],
     }

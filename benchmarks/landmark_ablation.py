@@ -259,9 +259,8 @@ def score_real_speech(
     """scores[mode, face, measure] = ``articulation`` pooled over the real utterances, for the pipeline driven
     by ``predictor`` in each of ``modes``; ``references`` caches the forced alignment of the true
     transcripts (the same for every model)."""
-    from articulation import driving_gap, prepare, reference_phones
+    from articulation import driving_gap, prepare, scored_phones
 
-    from talking_face.datamodules.phonemes import VOCAB
     from talking_face.generation.articulation import articulation
     from talking_face.generation.pipeline import TalkingFacePipeline
 
@@ -274,12 +273,7 @@ def score_real_speech(
             phones: list[str] = []
             for utt in utts:
                 plan = prepare(pipeline, photo, utt, spoken)[0]
-                if spoken == "text":  # the TTS's own timings
-                    phones += [VOCAB[i] for i in plan.speech.phoneme_ids]
-                else:
-                    if utt.name not in references:
-                        references[utt.name] = reference_phones(utt, plan.num_frames)[0]
-                    phones += references[utt.name]
+                phones += scored_phones(plan, utt, spoken == "text", references)
                 gaps["driving"].append(driving_gap(plan))
                 gaps["network"].append(network_gap(plan))
             for measure, parts in gaps.items():
@@ -429,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
         utts, faces = real_speech(args.real_speech, args.real_faces, work)
         # the pipeline needs a Face2Vid: only its crop size is used here, nothing is rendered
         rollout = load_frame_rollout(shipped_checkpoint("face2vid"))
-        references: dict[str, list[str]] = {}
+        references: dict[str, tuple[list[str], float]] = {}
         real = {"shipped checkpoint": [], **{variant: [] for variant in VARIANTS}}
         real["shipped checkpoint"].append(
             score_real_speech(

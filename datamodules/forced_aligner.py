@@ -41,12 +41,12 @@ from talking_face.datamodules.segments import Segment
 if TYPE_CHECKING:
     import pocketsphinx
 
-__all__ = ["Alignment", "force_align"]
+__all__ = ["Alignment", "force_align", "phone_segment"]
 
 ALIGN_SAMPLE_RATE = 16_000
 """pocketsphinx's en-us model is trained on 16 kHz speech."""
 
-FRAME_RATE = 100
+_FRAME_RATE = 100
 """pocketsphinx frames per second (10 ms shift)."""
 
 _MIN_SECONDS = 0.1
@@ -181,7 +181,13 @@ def _aligned_entries(
 
 
 def _segment(label: str, start: int, duration: int) -> Segment:
-    return Segment(label, start / FRAME_RATE, (start + duration) / FRAME_RATE)
+    return Segment(label, start / _FRAME_RATE, (start + duration) / _FRAME_RATE)
+
+
+def phone_segment(label: str, start: int, duration: int) -> Segment:
+    """pocketsphinx's phone ``label`` over ``duration`` of its frames from frame ``start``, in seconds, as a
+    ``VOCAB`` label (anything else it hears, a filler or a noise, is silence)."""
+    return _segment(label if label in PHONEMES else SILENCE, start, duration)
 
 
 def force_align(audio: np.ndarray, sample_rate: int, text: str, cmn: str | None = None) -> Alignment:
@@ -223,7 +229,7 @@ def force_align(audio: np.ndarray, sample_rate: int, text: str, cmn: str | None 
         # "the(2)" is "the"; fillers (<s>, <sil>, </s>, noises) are silence
         label = _ALT_PRONUNCIATION.sub("", name)
         word_segments.append(_segment(label if label in spoken else SILENCE, start, length))
-        phone_segments += [_segment(p if p in PHONEMES else SILENCE, at, n) for p, at, n in phones]
+        phone_segments += [phone_segment(p, at, n) for p, at, n in phones]
     return Alignment(
         words=normalise_segments(word_segments, duration),
         phonemes=normalise_segments(phone_segments, duration),

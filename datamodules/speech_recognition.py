@@ -30,8 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talking_face.datamodules.alignment import SILENCE, normalise_segments
-from talking_face.datamodules.phonemes import PHONEMES
+from talking_face.datamodules.alignment import normalise_segments
 from talking_face.datamodules.segments import Segment
 
 __all__ = ["Recognition", "hear_phones", "recognise"]
@@ -132,7 +131,7 @@ def hear_phones(audio: np.ndarray, sample_rate: int) -> tuple[Segment, ...]:
     errors are local (a closure heard as another closure, a vowel as a near vowel). Raises ``ValueError``
     like ``recognise``.
     """
-    from talking_face.datamodules.forced_aligner import ALIGN_SAMPLE_RATE, FRAME_RATE, _to_int16_16k
+    from talking_face.datamodules.forced_aligner import ALIGN_SAMPLE_RATE, _to_int16_16k, phone_segment
 
     pcm = _dithered(_to_int16_16k(audio, sample_rate))
     with _LOCK:
@@ -140,11 +139,9 @@ def hear_phones(audio: np.ndarray, sample_rate: int) -> tuple[Segment, ...]:
         decoder.start_utt()
         decoder.process_raw(pcm.tobytes(), full_utt=True)  # whole: the utterance's own cepstral mean
         decoder.end_utt()
-        found = [(p.word, p.start_frame, p.end_frame + 1) for p in decoder.seg()]
-    phones = [
-        Segment(label if label in PHONEMES else SILENCE, start / FRAME_RATE, end / FRAME_RATE)
-        for label, start, end in found
-    ]
+        phones = [
+            phone_segment(p.word, p.start_frame, p.end_frame + 1 - p.start_frame) for p in decoder.seg()
+        ]
     return tuple(normalise_segments(phones, pcm.size / ALIGN_SAMPLE_RATE))
 
 

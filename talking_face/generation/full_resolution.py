@@ -256,7 +256,8 @@ def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
     ``CLOSED_GAP``, a few pixels of a large photo): from twice that gap to it, the inside's corners move
     onto the middle of the upper lip, so the sliver reads lip, not a line of the teeth a smile shows."""
     source = np.array(source, np.float64, copy=True)
-    closing = np.clip(2 * (1 - _lip_gap(target) / max(_lip_gap(source), 1e-6)) - 1, 0.0, 1.0)
+    gap = _lip_gap(target)
+    closing = np.clip(2 * (1 - gap / max(_lip_gap(source), 1e-6)) - 1, 0.0, 1.0)
     closing = closing * closing * (3 - 2 * closing)  # from half the source's gap to closed, smoothly
     inner, outer = [60, 61, 62, 63, 64, 65, 66, 67], [48, 50, 51, 52, 54, 56, 57, 58]  # each to its lip
     thickness = np.linalg.norm(source[outer] - source[inner], axis=1, keepdims=True)
@@ -264,7 +265,7 @@ def _lip_map(target: np.ndarray, source: np.ndarray, size: int) -> LipMap:
     source[inner] += into_lip * np.minimum(closing * size / 128, thickness / 4)
     corners = source[_LIP_TRIANGLES]
     closed = closed_gap(size)
-    shut = np.clip(2 - _lip_gap(target) / closed, 0.0, 1.0)  # 1 at the closed gap, 0 from twice it
+    shut = np.clip(2 - gap / closed, 0.0, 1.0)  # 1 at the closed gap, 0 from twice it
     if shut > 0 and _lip_gap(source) > 2 * closed:  # what the source shows inside would peek through
         inside = slice(len(_LIP_TRIANGLES) - _INSIDE_TRIANGLES, None)
         facing = source[_UPPER_LIP_MIDDLE].mean(1)[_LIP_TRIANGLES[inside] - 60]  # each corner's upper lip
